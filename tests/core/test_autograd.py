@@ -1,0 +1,172 @@
+"""Chapter 06 — Autograd: every differentiable Tensor operation against finite differences,
+broadcasting undone in the backward pass, accumulation, topological order and no_grad."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinytorch as tt
+
+SETTINGS = dict(max_examples=25, deadline=None)
+
+
+def _values(shape, seed=0, low=-2.0, high=2.0):
+    return np.random.default_rng(seed).uniform(low, high, size=shape)
+
+
+@settings(**SETTINGS)
+@given(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=3),
+       st.sampled_from(["add", "sub", "mul", "div"]))
+def test_binary_ops_with_broadcasting_match_finite_differences(shapes, op):
+    a = _values(shapes.input_shapes[0], seed=1)
+    b = _values(shapes.input_shapes[1], seed=2, low=0.5, high=2.0)  # away from 0 for div
+    fn = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y,
+          "mul": lambda x, y: x * y, "div": lambda x, y: x / y}[op]
+    assert tt.gradcheck(fn, a, b)
+
+
+@settings(**SETTINGS)
+@given(hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
+       st.sampled_from(["exp", "log", "sqrt", "tanh", "neg", "pow2", "pow_half", "pow_minus1"]))
+def test_unary_ops_match_finite_differences(shape, op):
+    x = _values(shape, low=0.5, high=2.0)  # positive: log, sqrt and fractional powers
+    fn = {"exp": lambda t: t.exp(), "log": lambda t: t.log(), "sqrt": lambda t: t.sqrt(),
+          "tanh": lambda t: t.tanh(), "neg": lambda t: -t, "pow2": lambda t: t ** 2,
+          "pow_half": lambda t: t ** 0.5, "pow_minus1": lambda t: t ** -1}[op]
+    assert tt.gradcheck(fn, x)
+
+
+@settings(**SETTINGS)
+@given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4), st.integers(0, 2))
+def test_matmul_matches_finite_differences(n, k, m, batch_dims):
+    batch = (2,) * batch_dims
+    assert tt.gradcheck(lambda a, b: a @ b, _values(batch + (n, k), 1), _values((k, m), 2))
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [((3,), (3,)), ((3,), (3, 2)), ((2, 3), (3,)),
+                                              ((2, 2, 3), (3,))])
+def test_matmul_with_vectors_matches_finite_differences(shape_a, shape_b):
+    assert tt.gradcheck(lambda a, b: a @ b, _values(shape_a, 1), _values(shape_b, 2))
+
+
+@settings(**SETTINGS)
+@given(hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), st.data(),
+       st.sampled_from(["sum", "mean", "max"]), st.booleans())
+def test_reductions_match_finite_differences(shape, data, op, keepdims):
+    axis = data.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)))
+    x = _values(shape)  # continuous values: no ties, so max is differentiable
+    assert tt.gradcheck(lambda t: getattr(t, op)(axis=axis, keepdims=keepdims), x)
+
+
+def test_max_splits_the_gradient_between_tied_maxima():
+    x = tt.Tensor(np.array([1.0, 3.0, 3.0]), requires_grad=True)
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.5, 0.5])
+
+
+@pytest.mark.parametrize("fn", [lambda t: t.reshape(6, 2), lambda t: t.transpose(),
+                                lambda t: t.transpose(0, 2), lambda t: t.T,
+                                lambda t: t[1], lambda t: t[:, 1:, ::2], lambda t: t[[0, 0, 1]],
+                                lambda t: t[np.array([1, 0]), :, np.array([1, 1])]])
+def test_shape_ops_and_indexing_match_finite_differences(fn):
+    assert tt.gradcheck(fn, _values((2, 3, 2)))
+
+
+def test_repeated_fancy_index_accumulates_gradient():
+    x = tt.Tensor(np.zeros(3), requires_grad=True)
+    x[[0, 0, 2]].sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 0.0, 1.0])
+
+
+def test_broadcast_gradient_is_summed_back_to_the_input_shape():
+    bias = tt.Tensor(np.zeros((1, 3)), requires_grad=True)
+    (tt.Tensor(np.ones((4, 3))) + bias).sum().backward()
+    assert bias.grad.shape == (1, 3)
+    np.testing.assert_array_equal(bias.grad, [[4.0, 4.0, 4.0]])
+
+
+def test_gradients_accumulate_across_backward_calls():
+    x = tt.Tensor([2.0], requires_grad=True)
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [6.0])
+
+
+def test_backward_twice_through_the_same_graph_does_not_double_count_intermediates():
+    x = tt.Tensor([2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [8.0])  # 2 * dy/dx = 2 * 4
+
+
+def test_a_tensor_used_twice_receives_both_contributions():
+    x = tt.Tensor([3.0], requires_grad=True)
+    (x * x + x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [7.0])  # 2x + 1
+
+
+def test_diamond_graph_is_visited_in_topological_order():
+    x = tt.Tensor([1.5], requires_grad=True)
+    a = x.exp()
+    b = a * 2
+    c = a * 3
+    (b * c).sum().backward()  # 6 e^{2x}, derivative 12 e^{2x}
+    np.testing.assert_allclose(x.grad, [12 * np.exp(3.0)], rtol=1e-6)
+
+
+def test_deep_chain_does_not_hit_the_recursion_limit():
+    x = tt.Tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y + 1
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [1.0])
+
+
+def test_gradient_has_the_dtype_of_its_tensor():
+    x = tt.Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    (x * tt.Tensor(np.ones(3, dtype=np.float64))).sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_intermediate_gradients_are_kept_only_when_asked():
+    x = tt.Tensor([2.0], requires_grad=True)
+    hidden = (x * 3).retain_grad()
+    other = x * 5
+    (hidden * other).sum().backward()
+    np.testing.assert_array_equal(hidden.grad, [10.0])
+    assert other.grad is None
+
+
+def test_no_grad_records_no_graph():
+    x = tt.Tensor([1.0], requires_grad=True)
+    with tt.no_grad():
+        y = x * 2
+    assert not y.requires_grad
+    assert tt.is_grad_enabled()
+
+
+def test_backward_on_a_non_scalar_needs_a_gradient():
+    x = tt.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"\(2,\)"):
+        (x * 2).backward()
+
+
+def test_backward_with_explicit_gradient_of_wrong_shape_is_refused():
+    x = tt.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2,\)"):
+        (x * 2).backward(np.ones(3))
+
+
+def test_backward_without_any_grad_input_is_refused():
+    with pytest.raises(RuntimeError, match="does not require a gradient"):
+        (tt.Tensor([1.0]) * 2).backward()
+
+
+def test_gradcheck_catches_a_wrong_backward_rule():
+    def wrong_square(t):
+        return tt.make_op(t.data ** 2, (t,), lambda g: (g * t.data,), "bad-square")  # should be 2x
+    with pytest.raises(AssertionError, match="differs from finite differences"):
+        tt.gradcheck(wrong_square, np.array([1.0, 2.0]))

@@ -1,0 +1,22 @@
+"""TinyTorch: a small PyTorch-like deep-learning framework in numpy.
+
+Everything a chapter teaches is importable from here, under PyTorch's names::
+
+    import tinytorch as tt
+    model = tt.Sequential(tt.Linear(64, 32), tt.ReLU(), tt.Linear(32, 10))
+
+Each submodule declares ``__all__``; this file re-exports them in course order.
+"""
+from .core.tensor import *          # 01 Tensor, 06 Autograd
+from .core.module import *          # 03 Layers (base class)
+from .core.activations import *     # 02 Activations
+from .core.layers import *          # 03 Layers
+from .core.losses import *          # 04 Losses
+from .data import *                 # 05 DataLoader
+from .optim import *                # 07 Optimizers
+from .training import *             # 08 Training
+from .core.spatial import *         # 09 Convolutions
+from .gradcheck import gradcheck, numerical_gradient
+from . import datasets, profiling
+
+__version__ = "0.1.0"

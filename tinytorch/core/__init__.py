@@ -1,0 +1,1 @@
+"""Core building blocks: tensors with autograd, activations, layers, losses, convolutions."""

@@ -1,0 +1,132 @@
+"""Module and Parameter: how layers hold their weights and find each other.
+
+A Module's parameters are found by walking its attributes in the order they were assigned
+(Python dicts keep insertion order), so a layer that sets ``self.weight`` before
+``self.bias`` lists them in that order, and a model lists its layers in forward order,
+exactly as PyTorch does. Sub-modules may be held directly or in a list/tuple.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["Parameter", "Module"]
+
+
+class Parameter(Tensor):
+    """A Tensor that is a learnable weight of a Module: it always requires a gradient."""
+
+    def __init__(self, data):
+        super().__init__(data, requires_grad=True)
+
+    def __repr__(self) -> str:
+        return "Parameter" + super().__repr__()[len("Tensor"):]
+
+
+class Module:
+    """Base class of every layer and model: subclasses define ``forward``."""
+
+    training = True  # class default, so a subclass that skips super().__init__() still works
+
+    def __init__(self):
+        self.training = True
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------ traversal
+    def named_children(self):
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, Module):
+                        yield f"{name}.{i}", item
+
+    def children(self):
+        return [child for _, child in self.named_children()]
+
+    def modules(self):
+        """This module and every module inside it, depth first."""
+        found = [self]
+        for child in self.children():
+            found.extend(child.modules())
+        return found
+
+    def named_parameters(self, prefix: str = ""):
+        """(dotted name, Parameter) pairs in assignment order, each Parameter once."""
+        seen = set()
+        for name, value in vars(self).items():
+            items = [(name, value)]
+            if isinstance(value, (list, tuple)):
+                items = [(f"{name}.{i}", v) for i, v in enumerate(value)]
+            for item_name, item in items:
+                full = prefix + item_name
+                if isinstance(item, Parameter):
+                    if id(item) not in seen:
+                        seen.add(id(item))
+                        yield full, item
+                elif isinstance(item, Module):
+                    for sub_name, p in item.named_parameters(full + "."):
+                        if id(p) not in seen:
+                            seen.add(id(p))
+                            yield sub_name, p
+
+    def parameters(self) -> list:
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    # ------------------------------------------------------------ modes
+    def train(self, mode: bool = True) -> "Module":
+        """Set the training flag on this module and every sub-module (Dropout reads it)."""
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+        """A copy of every parameter's values, by dotted name."""
+        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> None:
+        """Copy values into the existing parameters (in place, so optimizers keep them).
+
+        Everything is checked before anything is written: missing or unexpected names
+        (when ``strict``) and shape mismatches raise with the names and shapes involved.
+        """
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, p in own.items():
+            if name in state and np.shape(state[name]) != p.shape:
+                raise ValueError(f"load_state_dict: '{name}' has shape {np.shape(state[name])} "
+                                 f"in the state dict but {p.shape} in the model")
+        for name, p in own.items():
+            if name in state:
+                p.data[...] = state[name]
+
+    def __repr__(self) -> str:
+        children = self.named_children()
+        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
+        extra = self.extra_repr()
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        return f"{type(self).__name__}({extra}\n" + "\n".join(lines) + "\n)"
+
+    def extra_repr(self) -> str:
+        return ""
