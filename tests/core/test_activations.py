@@ -1,0 +1,190 @@
+"""Chapter 02 — Activations: each function's values and derivative against closed forms and
+finite differences, softmax's normalisation and shift invariance, and numerical stability
+at logits of ±1000."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinytorch as tt
+
+SETTINGS = dict(max_examples=25, deadline=None)
+# Overflow, 0/0 and log(0) are errors; underflow to 0 (exp(-2000)) is the correct answer.
+NO_OVERFLOW = dict(over="raise", divide="raise", invalid="raise")
+SHAPES = hnp.array_shapes(min_dims=1, max_dims=3, max_side=4)
+
+
+def _arrays(shape, low=-3.0, high=3.0, away_from_zero=False):
+    elements = st.floats(low, high, allow_nan=False, allow_infinity=False)
+    if away_from_zero:  # ReLU has a kink at 0 that finite differences cannot straddle
+        elements = elements.filter(lambda v: abs(v) > 1e-3)
+    return hnp.arrays(np.float64, shape, elements=elements)
+
+
+@st.composite
+def _shape_and_values(draw, **kwargs):
+    shape = draw(SHAPES)
+    return draw(_arrays(shape, **kwargs))
+
+
+@st.composite
+def _values_and_dim(draw):
+    x = draw(_shape_and_values())
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    return x, dim
+
+
+def _derivative(fn, x):
+    """d fn(x) / dx elementwise, read off ``x.grad`` the way the chapter plots it."""
+    t = tt.Tensor(x, requires_grad=True)
+    fn(t).sum().backward()
+    return t.grad
+
+
+# --------------------------------------------------------------------------- gradients
+@settings(**SETTINGS)
+@given(_shape_and_values(away_from_zero=True))
+def test_relu_gradient_matches_finite_differences(x):
+    assert tt.gradcheck(tt.relu, x)
+
+
+@settings(**SETTINGS)
+@given(_shape_and_values(), st.sampled_from(["sigmoid", "tanh", "gelu"]))
+def test_smooth_activation_gradients_match_finite_differences(x, name):
+    assert tt.gradcheck(getattr(tt, name), x)
+
+
+@settings(**SETTINGS)
+@given(_values_and_dim(), st.sampled_from(["softmax", "log_softmax"]))
+def test_softmax_and_log_softmax_gradients_match_finite_differences(x_and_dim, name):
+    x, dim = x_and_dim
+    fn = getattr(tt, name)
+    assert tt.gradcheck(lambda t: fn(t, dim=dim), x)
+
+
+# --------------------------------------------------------------------------- values
+def test_relu_values_and_derivative():
+    x = np.array([-2.0, -0.5, 0.0, 0.5, 3.0])
+    np.testing.assert_array_equal(tt.relu(tt.Tensor(x)).data, [0, 0, 0, 0.5, 3.0])
+    np.testing.assert_array_equal(_derivative(tt.relu, x), [0, 0, 0, 1, 1])
+
+
+def test_sigmoid_values_and_derivative_match_closed_form():
+    x = np.linspace(-6, 6, 13)
+    s = 1 / (1 + np.exp(-x))
+    np.testing.assert_allclose(tt.sigmoid(tt.Tensor(x)).data, s, rtol=1e-12)
+    np.testing.assert_allclose(_derivative(tt.sigmoid, x), s * (1 - s), rtol=1e-12)
+
+
+def test_tanh_values_and_derivative_match_closed_form():
+    x = np.linspace(-3, 3, 13)
+    t = (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x))
+    np.testing.assert_allclose(tt.tanh(tt.Tensor(x)).data, t, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(_derivative(tt.tanh, x), 1 - t ** 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("x", [-3.0, -1.0, -0.1, 0.0, 0.5, 1.0, 2.5])
+def test_gelu_matches_tanh_formula(x):
+    expected = 0.5 * x * (1 + math.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    assert tt.gelu(tt.Tensor(np.array([x]))).item() == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_gelu_is_close_to_exact_erf_gelu():
+    x = np.linspace(-4, 4, 81)
+    exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x])
+    np.testing.assert_allclose(tt.gelu(tt.Tensor(x)).data, exact, atol=1e-3)
+
+
+def test_gelu_rejects_exact_mode_it_does_not_implement():
+    with pytest.raises(ValueError, match="approximate='none' is not supported"):
+        tt.GELU(approximate="none")
+
+
+def test_activations_keep_float32():
+    x = tt.Tensor([[-1.0, 0.5, 2.0]])
+    for fn in (tt.relu, tt.sigmoid, tt.tanh, tt.gelu, tt.softmax, tt.log_softmax):
+        assert fn(x).dtype == np.float32, fn.__name__
+
+
+@pytest.mark.parametrize("module, function", [
+    (tt.ReLU(), tt.relu), (tt.Sigmoid(), tt.sigmoid), (tt.Tanh(), tt.tanh),
+    (tt.GELU(), tt.gelu), (tt.Softmax(), tt.softmax), (tt.LogSoftmax(), tt.log_softmax)])
+def test_modules_compute_their_functional_form(module, function):
+    x = tt.Tensor(np.random.default_rng(0).normal(size=(3, 4)))
+    np.testing.assert_array_equal(module(x).data, function(x).data)
+
+
+def test_softmax_module_uses_its_dim():
+    x = tt.Tensor(np.random.default_rng(0).normal(size=(3, 4)))
+    np.testing.assert_allclose(tt.Softmax(dim=0)(x).data.sum(axis=0), np.ones(4))
+
+
+# --------------------------------------------------------------------------- softmax
+@settings(**SETTINGS)
+@given(_values_and_dim())
+def test_softmax_slices_along_dim_sum_to_one(x_and_dim):
+    x, dim = x_and_dim
+    s = tt.softmax(tt.Tensor(x), dim=dim).data
+    assert np.all(s > 0)
+    np.testing.assert_allclose(s.sum(axis=dim), 1.0, rtol=1e-12)
+
+
+@settings(**SETTINGS)
+@given(_values_and_dim(), st.floats(-500, 500))
+def test_softmax_is_invariant_to_adding_a_constant(x_and_dim, c):
+    x, dim = x_and_dim
+    np.testing.assert_allclose(tt.softmax(tt.Tensor(x + c), dim=dim).data,
+                               tt.softmax(tt.Tensor(x), dim=dim).data, rtol=1e-9, atol=1e-12)
+
+
+def test_softmax_of_huge_logits_is_finite_and_correct():
+    logits = np.array([[1000.0, 999.0, -1000.0], [-1000.0, -1000.0, -999.0]])
+    e1 = math.exp(-1)
+    # closed form on logits shifted by each row's max: [0, -1, -2000] and [-1, -1, 0]
+    expected = np.array([[1 / (1 + e1), e1 / (1 + e1), 0.0],
+                         [e1 / (1 + 2 * e1), e1 / (1 + 2 * e1), 1 / (1 + 2 * e1)]])
+    with np.errstate(**NO_OVERFLOW):
+        s = tt.softmax(tt.Tensor(logits)).data
+    np.testing.assert_allclose(s, expected, rtol=1e-12)
+
+
+def test_log_softmax_of_huge_logits_is_finite_and_correct():
+    logits = np.array([[1000.0, 0.0, -1000.0]])
+    with np.errstate(**NO_OVERFLOW):
+        out = tt.log_softmax(tt.Tensor(logits)).data
+    np.testing.assert_allclose(out, [[0.0, -1000.0, -2000.0]], rtol=1e-12)
+
+
+def test_softmax_backward_on_huge_logits_is_finite():
+    x = tt.Tensor(np.array([[1000.0, -1000.0, 0.0]]), requires_grad=True)
+    with np.errstate(**NO_OVERFLOW):
+        (tt.softmax(x) * tt.Tensor(np.array([[1.0, 2.0, 3.0]]))).sum().backward()
+    assert np.all(np.isfinite(x.grad))
+
+
+def test_softmax_rejects_dim_out_of_range():
+    with pytest.raises(ValueError, match=r"dim 2 is out of range for a tensor of shape \(3, 4\)"):
+        tt.softmax(tt.Tensor(np.zeros((3, 4))), dim=2)
+
+
+# --------------------------------------------------------------------------- sigmoid
+def test_sigmoid_of_plus_minus_1000_is_finite_without_warnings():
+    x = tt.Tensor(np.array([-1000.0, 0.0, 1000.0]), requires_grad=True)
+    with warnings.catch_warnings(), np.errstate(**NO_OVERFLOW):
+        warnings.simplefilter("error")
+        s = tt.sigmoid(x)
+        s.sum().backward()
+    np.testing.assert_array_equal(s.data, [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(x.grad, [0.0, 0.25, 0.0])
+
+
+def test_sigmoid_of_plus_minus_1000_in_float32_is_finite_without_warnings():
+    x = tt.Tensor(np.array([-1000.0, 1000.0], dtype=np.float32))
+    with warnings.catch_warnings(), np.errstate(**NO_OVERFLOW):
+        warnings.simplefilter("error")
+        s = tt.sigmoid(x).data
+    np.testing.assert_array_equal(s, [0.0, 1.0])

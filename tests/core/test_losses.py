@@ -1,0 +1,254 @@
+"""Chapter 04 — Losses: each loss against its closed form computed here with numpy, its
+gradients against finite differences, stability at extreme inputs, and the error messages
+for mismatched shapes and bad targets."""
+import math
+import re
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tinytorch as tt
+
+SETTINGS = dict(max_examples=25, deadline=None)
+SHAPES = hnp.array_shapes(min_dims=1, max_dims=3, max_side=4)
+# Overflow, 0/0 and log(0) are errors; underflow to 0 (exp(-2000)) is the correct answer.
+NO_OVERFLOW = dict(over="raise", divide="raise", invalid="raise")
+
+
+def _values(shape, seed=0, low=-2.0, high=2.0):
+    return np.random.default_rng(seed).uniform(low, high, size=shape)
+
+
+def _labels(n, classes, seed=0):
+    return np.random.default_rng(seed).integers(0, classes, size=n)
+
+
+def _log_softmax_rows(z):
+    """Reference log-softmax of moderate logits, straight from the definition."""
+    return np.log(np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
+
+
+# --------------------------------------------------------------------------- MSE
+@settings(**SETTINGS)
+@given(SHAPES, st.integers(0, 1000))
+def test_mse_matches_mean_of_squared_differences(shape, seed):
+    pred, target = _values(shape, seed), _values(shape, seed + 1)
+    loss = tt.MSELoss()(tt.Tensor(pred), tt.Tensor(target))
+    assert loss.item() == pytest.approx(np.mean((pred - target) ** 2), rel=1e-12)
+
+
+def test_mse_sum_and_none_reductions():
+    pred, target = _values((3, 2), 1), _values((3, 2), 2)
+    squared = (pred - target) ** 2
+    assert tt.mse_loss(pred, target, reduction="sum").item() == pytest.approx(squared.sum())
+    np.testing.assert_allclose(tt.mse_loss(pred, target, reduction="none").data, squared)
+
+
+@settings(**SETTINGS)
+@given(SHAPES, st.sampled_from(["mean", "sum", "none"]))
+def test_mse_gradients_match_finite_differences(shape, reduction):
+    assert tt.gradcheck(lambda p, t: tt.mse_loss(p, t, reduction), _values(shape, 1),
+                        _values(shape, 2))
+
+
+def test_mse_rejects_column_against_vector_instead_of_broadcasting():
+    with pytest.raises(ValueError, match=re.escape("prediction shape (4, 1) and target shape "
+                                                   "(4,) differ")):
+        tt.MSELoss()(tt.Tensor(np.zeros((4, 1))), tt.Tensor(np.zeros(4)))
+
+
+def test_loss_rejects_unknown_reduction():
+    with pytest.raises(ValueError, match="got 'average'"):
+        tt.MSELoss(reduction="average")
+
+
+# --------------------------------------------------------------------------- cross-entropy
+@settings(**SETTINGS)
+@given(st.integers(1, 6), st.integers(2, 5), st.integers(0, 1000))
+def test_cross_entropy_with_class_indices_matches_closed_form(n, classes, seed):
+    logits, labels = _values((n, classes), seed, -5, 5), _labels(n, classes, seed)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = -np.mean(np.log(probs[np.arange(n), labels]))
+    loss = tt.CrossEntropyLoss()(tt.Tensor(logits), tt.Tensor(labels))
+    assert loss.item() == pytest.approx(expected, rel=1e-10)
+
+
+@settings(**SETTINGS)
+@given(st.integers(1, 6), st.integers(2, 5), st.integers(0, 1000))
+def test_cross_entropy_with_probability_targets_matches_closed_form(n, classes, seed):
+    logits = _values((n, classes), seed, -5, 5)
+    target = np.random.default_rng(seed).dirichlet(np.ones(classes), size=n)
+    expected = -np.mean(np.sum(target * _log_softmax_rows(logits), axis=1))
+    assert tt.cross_entropy(logits, target).item() == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int32, np.int64])
+def test_cross_entropy_with_class_indices_equals_one_hot_targets(dtype):
+    logits, labels = _values((6, 4), 3), _labels(6, 4, seed=3)
+    one_hot = np.eye(4)[labels]
+    by_index = tt.cross_entropy(logits, labels.astype(dtype))
+    by_one_hot = tt.cross_entropy(logits, one_hot)
+    assert by_index.item() == pytest.approx(by_one_hot.item(), rel=1e-12)
+
+
+def test_cross_entropy_accepts_whole_number_float_labels():
+    logits, labels = _values((3, 4), 4), np.array([0, 3, 1])
+    assert tt.cross_entropy(logits, tt.Tensor([0, 3, 1])).item() == pytest.approx(
+        tt.cross_entropy(logits, labels).item(), rel=1e-6)
+
+
+@settings(**SETTINGS)
+@given(st.integers(1, 5), st.integers(2, 4), st.sampled_from(["mean", "sum", "none"]))
+def test_cross_entropy_gradient_with_class_indices_matches_finite_differences(n, classes,
+                                                                              reduction):
+    labels = _labels(n, classes, seed=n)
+    assert tt.gradcheck(lambda z: tt.cross_entropy(z, labels, reduction),
+                        _values((n, classes), 1))
+
+
+@settings(**SETTINGS)
+@given(st.integers(1, 5), st.integers(2, 4), st.sampled_from(["mean", "sum", "none"]))
+def test_cross_entropy_gradients_with_probability_targets_match_finite_differences(
+        n, classes, reduction):
+    target = np.random.default_rng(n).dirichlet(np.ones(classes), size=n)
+    assert tt.gradcheck(lambda z, t: tt.cross_entropy(z, t, reduction),
+                        _values((n, classes), 1), target)
+
+
+def test_cross_entropy_gradient_holds_for_target_rows_not_summing_to_one():
+    target = _values((3, 4), 7, 0.0, 1.0)    # -sum(t * log_softmax) is defined for any t
+    assert tt.gradcheck(tt.cross_entropy, _values((3, 4), 1), target)
+
+
+def test_cross_entropy_gradient_is_softmax_minus_one_hot_over_n():
+    logits, labels = _values((4, 3), 5), np.array([2, 0, 1, 2])
+    z = tt.Tensor(logits, requires_grad=True)
+    tt.CrossEntropyLoss()(z, labels).backward()
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(z.grad, (softmax - np.eye(3)[labels]) / 4, rtol=1e-10)
+
+
+def test_cross_entropy_on_logits_of_1000_is_finite_and_equals_shifted_formula():
+    logits = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 999.0]])
+    z = tt.Tensor(logits, requires_grad=True)
+    with np.errstate(**NO_OVERFLOW):
+        loss = tt.CrossEntropyLoss()(z, np.array([0, 2]))
+        loss.backward()
+    # shifted rows: [0, -2000, -1000] -> loss 0;  [-2000, 0, -1] -> loss 1 + log(1 + e^-1)
+    e1 = math.exp(-1)
+    assert loss.item() == pytest.approx((0 + 1 + math.log1p(e1)) / 2, rel=1e-12)
+    expected_grad = np.array([[0.0, 0.0, 0.0],
+                              [0.0, 1 / (1 + e1), e1 / (1 + e1) - 1]]) / 2
+    np.testing.assert_allclose(z.grad, expected_grad, atol=1e-15)
+
+
+def test_cross_entropy_rejects_class_index_out_of_range():
+    logits = tt.Tensor(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=re.escape("target class 7 is out of range for 4 "
+                                                   "classes")):
+        tt.CrossEntropyLoss()(logits, np.array([0, 7, 2]))
+    with pytest.raises(ValueError, match=re.escape("target class -1 is out of range")):
+        tt.CrossEntropyLoss()(logits, np.array([0, -1, 2]))
+
+
+def test_cross_entropy_rejects_fractional_class_labels():
+    with pytest.raises(ValueError, match="must be integers; got dtype float64 with value 1.5"):
+        tt.cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.5]))
+
+
+@pytest.mark.parametrize("target_shape", [(4,), (3, 5), (3, 4, 1)])
+def test_cross_entropy_rejects_wrong_target_shape(target_shape):
+    with pytest.raises(ValueError, match=re.escape(
+            f"target must have shape (3,) (class indices) or (3, 4) (class probabilities); "
+            f"got {target_shape}")):
+        tt.CrossEntropyLoss()(tt.Tensor(np.zeros((3, 4))), np.zeros(target_shape, dtype=int))
+
+
+def test_cross_entropy_rejects_logits_that_are_not_a_matrix():
+    with pytest.raises(ValueError, match=re.escape("logits must have shape (N, C); got (4,)")):
+        tt.cross_entropy(np.zeros(4), np.array([1]))
+
+
+# --------------------------------------------------------------------------- BCE
+@settings(**SETTINGS)
+@given(SHAPES, st.integers(0, 1000))
+def test_bce_matches_closed_form(shape, seed):
+    p = _values(shape, seed, 0.01, 0.99)
+    t = _values(shape, seed + 1, 0.0, 1.0)
+    expected = -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))
+    assert tt.BCELoss()(tt.Tensor(p), tt.Tensor(t)).item() == pytest.approx(expected, rel=1e-12)
+
+
+@settings(**SETTINGS)
+@given(SHAPES, st.sampled_from(["mean", "sum", "none"]))
+def test_bce_gradients_match_finite_differences(shape, reduction):
+    p, t = _values(shape, 1, 0.01, 0.99), _values(shape, 2, 0.0, 1.0)
+    assert tt.gradcheck(lambda a, b: tt.binary_cross_entropy(a, b, reduction), p, t)
+
+
+def test_bce_at_exactly_zero_and_one_is_finite_with_logs_clamped_at_minus_100():
+    p = tt.Tensor(np.array([0.0, 1.0, 0.0, 1.0]), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = tt.BCELoss()(p, tt.Tensor(np.array([1.0, 0.0, 0.0, 1.0])))
+        loss.backward()
+    assert loss.item() == pytest.approx((100 + 100 + 0 + 0) / 4)
+    assert np.all(np.isfinite(p.grad))
+
+
+def test_bce_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=re.escape("prediction shape (4, 1) and target shape "
+                                                   "(4,) differ")):
+        tt.BCELoss()(tt.Tensor(np.full((4, 1), 0.5)), tt.Tensor(np.ones(4)))
+
+
+def test_bce_rejects_predictions_outside_zero_one():
+    with pytest.raises(ValueError, match="probabilities in \\[0, 1\\]; got 1.5"):
+        tt.BCELoss()(tt.Tensor(np.array([0.5, 1.5])), tt.Tensor(np.ones(2)))
+
+
+@settings(**SETTINGS)
+@given(SHAPES, st.integers(0, 1000))
+def test_bce_with_logits_equals_bce_of_sigmoid(shape, seed):
+    x, t = _values(shape, seed, -4, 4), _values(shape, seed + 1, 0.0, 1.0)
+    p = 1 / (1 + np.exp(-x))
+    expected = -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))
+    assert tt.BCEWithLogitsLoss()(tt.Tensor(x), tt.Tensor(t)).item() == pytest.approx(
+        expected, rel=1e-10)
+
+
+@settings(**SETTINGS)
+@given(SHAPES)
+def test_bce_with_logits_gradients_match_finite_differences(shape):
+    assert tt.gradcheck(tt.binary_cross_entropy_with_logits, _values(shape, 1, -4, 4),
+                        _values(shape, 2, 0.0, 1.0))
+
+
+def test_bce_with_logits_of_1000_is_exact_and_finite():
+    x = tt.Tensor(np.array([1000.0, -1000.0]), requires_grad=True)
+    with np.errstate(**NO_OVERFLOW):
+        loss = tt.binary_cross_entropy_with_logits(x, tt.Tensor(np.array([0.0, 0.0])),
+                                                   reduction="sum")
+        loss.backward()
+    assert loss.item() == pytest.approx(1000.0, rel=1e-12)   # -log(1 - sigmoid(1000)) = 1000
+    np.testing.assert_allclose(x.grad, [1.0, 0.0], atol=1e-300)
+
+
+# --------------------------------------------------------------------------- modules
+@pytest.mark.parametrize("loss_cls, function, pred, target", [
+    (tt.MSELoss, tt.mse_loss, _values((3, 2), 1), _values((3, 2), 2)),
+    (tt.CrossEntropyLoss, tt.cross_entropy, _values((3, 4), 1), np.array([1, 0, 3])),
+    (tt.BCELoss, tt.binary_cross_entropy, _values((5,), 1, 0.1, 0.9), _values((5,), 2, 0, 1)),
+    (tt.BCEWithLogitsLoss, tt.binary_cross_entropy_with_logits, _values((5,), 1),
+     _values((5,), 2, 0, 1))])
+def test_loss_modules_call_and_forward_equal_the_function(loss_cls, function, pred, target):
+    loss_fn = loss_cls()
+    expected = function(pred, target).item()
+    assert loss_fn(tt.Tensor(pred), target).item() == expected
+    assert loss_fn.forward(tt.Tensor(pred), target).item() == expected
+    assert loss_cls(reduction="sum")(pred, target).item() == pytest.approx(
+        function(pred, target, reduction="sum").item())
