@@ -1,0 +1,132 @@
+"""Tests for tools/book_pages.py: book pages converted to notebooks for pytest + nbmake."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tools import book_pages
+
+FRONT_MATTER = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+FIRST_CELL = """\
+```{code-cell} ipython3
+:tags: [remove-input]
+
+try:
+    import tinytorch
+except ImportError:  # Colab / Binder without the package
+    %pip install -q "tinytorch @ git+https://github.com/tinytorch-course/tinytorch"
+```
+"""
+
+
+def write_page(root: Path, rel: str, body: str, front_matter: str = FRONT_MATTER) -> Path:
+    page = root / rel
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(front_matter + "\n# Title\n\n" + body, encoding="utf-8")
+    return page
+
+
+def code_cells(notebook: Path):
+    nb = nbformat.read(notebook, as_version=4)
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_myst_notebook_page_is_a_notebook(tmp_path):
+    assert book_pages.is_notebook_page(write_page(tmp_path, "book/a.md", "text"))
+
+
+def test_plain_markdown_page_is_not_a_notebook(tmp_path):
+    assert not book_pages.is_notebook_page(write_page(tmp_path, "book/a.md", "x", ""))
+
+
+def test_kernelspec_alone_is_not_a_notebook_as_for_myst_nb(tmp_path):
+    front = "---\nkernelspec:\n  name: python3\n  display_name: Python 3\n---\n"
+    assert not book_pages.is_notebook_page(write_page(tmp_path, "book/a.md", "x", front))
+
+
+def test_notebook_path_mirrors_the_page_under_dot_nbmake(tmp_path):
+    page = tmp_path / "book" / "chapters" / "08_training.md"
+    assert book_pages.notebook_path(page, tmp_path) == (
+        tmp_path / ".nbmake" / "book" / "chapters" / "08_training.ipynb"
+    )
+
+
+def test_converted_notebook_first_cell_changes_to_the_page_folder(tmp_path):
+    page = write_page(tmp_path, "book/chapters/01_x.md", "```{code-cell} ipython3\nx = 1\n```\n")
+    first = code_cells(book_pages.convert_page(page, tmp_path))[0]
+    assert first.source == f"import os\nos.chdir({str(page.parent.resolve())!r})"
+    assert "remove-cell" in first.metadata["tags"]
+
+
+def test_converted_notebook_keeps_the_page_cells_in_order(tmp_path):
+    body = "```{code-cell} ipython3\na = 1\n```\n\ntext\n\n```{code-cell} ipython3\nb = 2\n```\n"
+    page = write_page(tmp_path, "book/p.md", body)
+    cells = code_cells(book_pages.convert_page(page, tmp_path))
+    assert [c.source for c in cells[1:]] == ["a = 1", "b = 2"]
+
+
+def test_first_cell_convention_survives_conversion(tmp_path):
+    page = write_page(tmp_path, "book/p.md", FIRST_CELL)
+    cell = code_cells(book_pages.convert_page(page, tmp_path))[1]
+    assert '    %pip install -q "tinytorch @ git+' in cell.source
+    assert cell.metadata["tags"] == ["remove-input"]
+
+
+def test_unchanged_page_is_not_rewritten(tmp_path):
+    page = write_page(tmp_path, "book/p.md", "```{code-cell} ipython3\nx = 1\n```\n")
+    out = book_pages.convert_page(page, tmp_path)
+    os.utime(out, (0, 0))
+    book_pages.convert_page(page, tmp_path)
+    assert out.stat().st_mtime == 0
+
+
+def test_changed_page_is_rewritten(tmp_path):
+    page = write_page(tmp_path, "book/p.md", "```{code-cell} ipython3\nx = 1\n```\n")
+    book_pages.convert_page(page, tmp_path)
+    page.write_text(page.read_text().replace("x = 1", "x = 2"))
+    assert code_cells(book_pages.convert_page(page, tmp_path))[1].source == "x = 2"
+
+
+def test_notebook_pages_lists_only_notebooks_sorted(tmp_path):
+    b = write_page(tmp_path, "book/b.md", "x")
+    a = write_page(tmp_path, "book/sub/a.md", "x")
+    write_page(tmp_path, "book/plain.md", "x", "")
+    assert book_pages.notebook_pages(tmp_path / "book") == sorted([a, b])
+
+
+def run_nbmake(tmp_path, body):
+    page = write_page(tmp_path, "book/chapters/p.md", FIRST_CELL + "\n" + body)
+    notebook = book_pages.convert_page(page, tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake",
+         "--rootdir", str(tmp_path), str(notebook)],
+        cwd=tmp_path, capture_output=True, text=True,
+    )
+
+
+def test_page_runs_in_its_own_folder_with_the_package_under_nbmake(tmp_path):
+    body = ("```{code-cell} ipython3\nimport os, tinytorch\n"
+            "assert os.path.exists('p.md'), os.getcwd()\n```\n")
+    result = run_nbmake(tmp_path, body)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_page_whose_cell_raises_fails_under_nbmake(tmp_path):
+    result = run_nbmake(tmp_path, "```{code-cell} ipython3\nraise ValueError('boom')\n```\n")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "ValueError" in result.stdout

@@ -1,0 +1,162 @@
+"""Helpers for the book's chapters (MyST notebooks), usable in any Jupyter notebook.
+
+``show_source(obj)`` displays the real source of a class or function of the package, so a
+chapter never shows a copy that could drift from the code it runs::
+
+    from tinytorch.notebook import show_source
+    show_source(tinytorch.Linear)                          # the whole class
+    show_source(tinytorch.Linear, methods=["forward"])     # class line + named methods
+    show_source(tinytorch.clip_grad_norm, lines=(1, 12))   # lines 1-12 of the function
+
+The returned object renders as a highlighted ```` ```python ```` block: through
+``_repr_markdown_`` in Jupyter, Binder and Colab, and on the Jupyter Book site, where myst-nb
+renders ``text/markdown`` outputs as Markdown. ``repr()`` (``text/plain``) is the bare source.
+
+Numbers quoted in a chapter's prose are published with ``glue(name, value)``: myst-nb's glue
+when it is installed (the site build, the tests), a plain display elsewhere (e.g. Colab).
+
+First-cell convention for chapters
+----------------------------------
+Every chapter's first code cell makes the page runnable in Binder and Colab, where the
+package may be missing. It carries the tag ``remove-input`` (it still runs everywhere, the
+site just does not show it)::
+
+    ```{code-cell} ipython3
+    :tags: [remove-input]
+
+    try:
+        import tinytorch
+    except ImportError:  # Colab / Binder without the package
+        %pip install -q "tinytorch @ git+https://github.com/tinytorch-course/tinytorch"
+    ```
+
+Under the site build and pytest/nbmake the package is installed, so the ``%pip`` line (an
+IPython magic, valid inside the ``except`` block) never runs.
+
+This module imports nothing beyond the standard library: IPython is not needed.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+
+__all__ = ["SourceCode", "show_source", "glue", "load_milestone"]
+
+
+class SourceCode:
+    """Source text that displays as a highlighted code block in notebooks."""
+
+    def __init__(self, source: str, language: str = "python"):
+        self.source = source
+        self.language = language
+
+    def _repr_markdown_(self) -> str:
+        # A fence longer than any run of backticks inside the code keeps it intact.
+        longest, run = 0, 0
+        for ch in self.source:
+            run = run + 1 if ch == "`" else 0
+            longest = max(longest, run)
+        fence = "`" * max(3, longest + 1)
+        return f"{fence}{self.language}\n{self.source}\n{fence}\n"
+
+    def __repr__(self) -> str:
+        return self.source
+
+    __str__ = __repr__
+
+
+def show_source(obj, *, lines=None, methods=None) -> SourceCode:
+    """Return the source code of ``obj`` (a class, function or method) for display.
+
+    lines:   ``(first, last)``, 1-based and inclusive, counted from the first line of the
+             object's source (its ``def``/``class`` line or first decorator).
+    methods: names of methods of the class ``obj``; shows the ``class`` line followed by
+             those methods only (with their decorators), in the order given.
+    """
+    if lines is not None and methods is not None:
+        raise TypeError("show_source() takes either lines= or methods=, not both")
+    source = textwrap.dedent(inspect.getsource(obj)).rstrip("\n")
+    src_lines = source.splitlines()
+
+    if lines is not None:
+        first, last = lines
+        if not 1 <= first <= last <= len(src_lines):
+            raise ValueError(
+                f"lines={lines!r} is outside 1..{len(src_lines)}, "
+                f"the lines of {getattr(obj, '__qualname__', obj)!r}"
+            )
+        return SourceCode(textwrap.dedent("\n".join(src_lines[first - 1:last])))
+
+    if methods is not None:
+        if isinstance(methods, str):
+            methods = [methods]
+        if not inspect.isclass(obj):
+            raise TypeError(f"methods= needs a class, got {obj!r}")
+        cls_node = ast.parse(source).body[0]
+        header = src_lines[:cls_node.body[0].lineno - 1]
+        # The class line(s) without a docstring that might sit on the same line.
+        header = header or [src_lines[0]]
+        defined = {}
+        for node in cls_node.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                defined.setdefault(node.name, []).append(node)
+        parts = ["\n".join(header)]
+        for name in methods:
+            if name not in defined:
+                raise ValueError(
+                    f"{obj.__qualname__} defines no method {name!r}; "
+                    f"it defines: {', '.join(sorted(defined)) or 'none'}"
+                )
+            for node in defined[name]:  # a property's getter and setter share a name
+                start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+                parts.append("\n".join(src_lines[start - 1:node.end_lineno]))
+        return SourceCode("\n\n".join(parts))
+
+    return SourceCode(source)
+
+
+def glue(name: str, value, display: bool = False):
+    """Publish ``value`` under ``name`` for ``{glue:text}`name:fmt``` references in the prose.
+
+    numpy scalars become Python numbers (myst-nb's text formatting needs them). Where myst-nb
+    is not installed (Colab, a bare Jupyter), the value is simply returned, and shown when
+    ``display`` is true, so a chapter runs everywhere.
+    """
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            print(f"{name} = {value!r}")
+        return value
+    myst_glue(name, value, display=display)
+    return value
+
+
+def load_milestone(folder: str, script: str | None = None):
+    """Import a milestone script, e.g. ``load_milestone("01_1958_perceptron")``.
+
+    Milestones live outside the package, in ``milestones/NN_YEAR_name/name.py`` at the root of
+    the repository, so they stay runnable scripts. They are found by walking up from the
+    current folder (a book page runs in ``book/milestones/``, the tests from the root) and
+    then from this package's folder (an editable install). ``script`` defaults to the folder
+    name without its ``NN_YEAR_`` prefix.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    script = script or folder.split("_", 2)[-1]
+    starts = [Path.cwd().resolve(), Path(__file__).resolve().parent]
+    for start in starts:
+        for base in [start, *start.parents]:
+            path = base / "milestones" / folder / f"{script}.py"
+            if path.is_file():
+                spec = importlib.util.spec_from_file_location(f"milestone_{script}", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                return module
+    raise FileNotFoundError(
+        f"milestone {folder!r} ({script}.py) not found under a 'milestones/' folder above "
+        f"{starts[0]} or {starts[1]}; run from a clone of the TinyTorch repository")

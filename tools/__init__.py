@@ -1,0 +1,1 @@
+"""Maintainer tooling for the TinyTorch repository (not part of the package)."""
