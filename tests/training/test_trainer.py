@@ -1,0 +1,406 @@
+"""Trainer: the training loop, accumulation, schedules, NaN guard, evaluation, fit (chapter 08)."""
+import math
+import sys
+
+import numpy as np
+import pytest
+
+import tinytorch as tt
+from tinytorch import Trainer
+
+rng = np.random.default_rng(1)
+X = rng.normal(size=(40, 5)).astype(np.float32)
+Y = rng.integers(0, 3, size=40)
+
+
+def batches(x, y, size):
+    return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
+
+
+def make_trainer(optimizer="sgd", seed=0, scheduler=None, grad_clip_norm=None, lr=0.5,
+                 loss_fn=None, sizes=(5, 6, 3)):
+    tt.manual_seed(seed)
+    model = tt.MLP(list(sizes))
+    if optimizer == "sgd":
+        opt = tt.SGD(model.parameters(), lr=lr)
+    else:
+        opt = tt.Adam(model.parameters(), lr=0.01)
+    return Trainer(model, opt, loss_fn or tt.CrossEntropyLoss(), scheduler=scheduler,
+                   grad_clip_norm=grad_clip_norm)
+
+
+def parameters_of(trainer):
+    return [p.data.copy() for p in trainer.model.parameters()]
+
+
+class Recording:
+    """An iterable of batches that calls ``on_draw(index)`` as each batch is drawn."""
+
+    def __init__(self, items, on_draw):
+        self.items, self.on_draw = items, on_draw
+
+    def __iter__(self):
+        for i, item in enumerate(self.items):
+            self.on_draw(i)
+            yield item
+
+
+# ------------------------------------------------------------------ accumulation
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_four_accumulated_batches_of_8_update_like_one_batch_of_32(optimizer):
+    whole = make_trainer(optimizer)
+    whole.train_epoch(batches(X[:32], Y[:32], 32))
+    accumulated = make_trainer(optimizer)
+    accumulated.train_epoch(batches(X[:32], Y[:32], 8), accumulation_steps=4)
+    assert whole.step == accumulated.step == 1
+    for a, b in zip(parameters_of(whole), parameters_of(accumulated)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_accumulation_actually_changes_the_update():
+    # Guards the test above: without accumulation, four steps on batches of 8 differ.
+    whole = make_trainer()
+    whole.train_epoch(batches(X[:32], Y[:32], 32))
+    separate = make_trainer()
+    separate.train_epoch(batches(X[:32], Y[:32], 8))
+    assert separate.step == 4
+    assert not np.allclose(parameters_of(whole)[0], parameters_of(separate)[0], atol=1e-4)
+
+
+def test_last_partial_group_steps_on_the_mean_of_its_batches():
+    # 5 batches of 8 with k = 2: groups {0, 1}, {2, 3} and the partial group {4}.
+    accumulated = make_trainer()
+    accumulated.train_epoch(batches(X, Y, 8), accumulation_steps=2)
+    reference = make_trainer()
+    reference.train_epoch([(X[0:16], Y[0:16]), (X[16:32], Y[16:32]), (X[32:40], Y[32:40])])
+    assert accumulated.step == reference.step == 3
+    for a, b in zip(parameters_of(accumulated), parameters_of(reference)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_partial_group_works_for_an_iterable_without_len():
+    accumulated = make_trainer()
+    accumulated.train_epoch(iter(batches(X, Y, 8)), accumulation_steps=3)
+    reference = make_trainer()
+    reference.train_epoch([(X[0:24], Y[0:24]), (X[24:40], Y[24:40])])
+    assert accumulated.step == 2
+    for a, b in zip(parameters_of(accumulated), parameters_of(reference)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_train_epoch_returns_mean_of_unscaled_batch_losses():
+    trainer = make_trainer(lr=0.0)  # lr 0: the parameters, hence the losses, stay fixed
+    data = batches(X, Y, 8)
+    expected = np.mean([trainer.loss_fn(trainer.model(x), y).item() for x, y in data])
+    assert trainer.train_epoch(data, accumulation_steps=2) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, -2])
+def test_accumulation_steps_below_one_raises(bad):
+    with pytest.raises(ValueError, match=f"accumulation_steps must be at least 1; got {bad}"):
+        make_trainer().train_epoch(batches(X, Y, 8), accumulation_steps=bad)
+
+
+# ------------------------------------------------------------------ inputs
+def test_train_epoch_accepts_a_list_of_numpy_pairs_and_returns_a_float():
+    loss = make_trainer().train_epoch(batches(X, Y, 10))
+    assert type(loss) is float and math.isfinite(loss)
+
+
+def test_train_epoch_accepts_tensors_and_python_lists():
+    data = [(tt.Tensor(X[:8]), tt.Tensor(Y[:8])), (X[8:16].tolist(), Y[8:16].tolist())]
+    trainer = make_trainer()
+    trainer.train_epoch(data)
+    assert trainer.step == 2
+
+
+def test_train_epoch_works_with_a_dataloader():
+    loader = tt.DataLoader(tt.TensorDataset(X, Y), batch_size=16, shuffle=True, seed=2)
+    trainer = make_trainer()
+    trainer.train_epoch(loader)
+    assert trainer.step == len(loader) == 3
+
+
+def test_a_batch_that_is_not_a_pair_raises_type_error():
+    with pytest.raises(TypeError, match="batch 0 must be an \\(inputs, targets\\) pair; "
+                                        "got a tuple of length 3"):
+        make_trainer().train_epoch([(X, Y, Y)])
+
+
+def test_an_empty_dataloader_raises():
+    with pytest.raises(ValueError, match="yielded no batches"):
+        make_trainer().train_epoch([])
+
+
+def test_train_epoch_puts_the_model_in_training_mode():
+    trainer = make_trainer()
+    trainer.model.eval()
+    trainer.train_epoch(batches(X, Y, 20))
+    assert all(m.training for m in trainer.model.modules())
+
+
+# ------------------------------------------------------------------ counters and set_epoch
+def test_counters_count_epochs_and_optimizer_steps():
+    trainer = make_trainer()
+    trainer.train_epoch(batches(X, Y, 8))                         # 5 steps
+    trainer.train_epoch(batches(X, Y, 8), accumulation_steps=2)   # 3 steps
+    assert (trainer.epoch, trainer.step) == (2, 8)
+
+
+def test_set_epoch_is_called_with_the_trainers_epoch_before_iterating():
+    calls = []
+
+    class Loader(list):
+        def set_epoch(self, epoch):
+            calls.append(("set_epoch", epoch))
+
+        def __iter__(self):
+            calls.append(("iter", None))
+            return super().__iter__()
+
+    trainer = make_trainer()
+    trainer.epoch = 7
+    trainer.train_epoch(Loader(batches(X, Y, 20)))
+    trainer.train_epoch(Loader(batches(X, Y, 20)))
+    assert calls == [("set_epoch", 7), ("iter", None), ("set_epoch", 8), ("iter", None)]
+
+
+# ------------------------------------------------------------------ learning rates
+def test_each_epoch_runs_at_the_schedules_rate_and_history_records_it():
+    schedule = tt.CosineSchedule(max_lr=0.2, min_lr=0.02, total_epochs=4)
+    trainer = make_trainer(scheduler=schedule, lr=0.9)  # the optimizer's own lr is overridden
+    seen = []  # (epoch, lr at the moment each batch is drawn)
+    for _ in range(5):
+        data = Recording(batches(X, Y, 10),
+                         lambda i: seen.append((trainer.epoch, trainer.optimizer.lr)))
+        trainer.train_epoch(data)
+    assert seen[0] == (0, schedule.get_lr(0)) == (0, 0.2)
+    assert all(lr == schedule.get_lr(epoch) for epoch, lr in seen)
+    assert trainer.history["learning_rates"] == [schedule.get_lr(e) for e in range(5)]
+    assert trainer.history["learning_rates"][4] == 0.02
+
+
+def test_without_scheduler_the_optimizers_lr_is_recorded_and_kept():
+    trainer = make_trainer(lr=0.125)
+    trainer.train_epoch(batches(X, Y, 20))
+    assert trainer.optimizer.lr == 0.125
+    assert trainer.history["learning_rates"] == [0.125]
+
+
+# ------------------------------------------------------------------ clipping
+def test_grad_clip_norm_bounds_each_update():
+    tt.manual_seed(0)
+    model = tt.Linear(3, 1, bias=False)
+    before = model.weight.data.copy()
+    trainer = Trainer(model, tt.SGD(model.parameters(), lr=1.0), tt.MSELoss(), grad_clip_norm=0.5)
+    huge_target = np.full((4, 1), 1e4, dtype=np.float32)
+    trainer.train_epoch([(np.ones((4, 3), np.float32), huge_target)])
+    # One SGD step with lr 1 moves the weights by exactly the clipped gradient.
+    assert np.linalg.norm(model.weight.data - before) == pytest.approx(0.5, rel=1e-4)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0])
+def test_grad_clip_norm_must_be_positive(bad):
+    with pytest.raises(ValueError, match=f"grad_clip_norm must be a finite number > 0; got {bad}"):
+        make_trainer(grad_clip_norm=bad)
+
+
+# ------------------------------------------------------------------ NaN guard
+@pytest.mark.parametrize("poison", [np.nan, np.inf])
+def test_non_finite_loss_stops_naming_epoch_and_step_before_updating(poison):
+    trainer = make_trainer(loss_fn=tt.MSELoss(), sizes=(5, 4, 1))
+    x, y = X[:32], rng.normal(size=(32, 1)).astype(np.float32)
+    data = batches(x, y, 8)
+    bad_y = y[16:24].copy()
+    bad_y[3] = poison
+    data[2] = (x[16:24], bad_y)
+    snapshots = []
+    recording = Recording(data, lambda i: snapshots.append(parameters_of(trainer)))
+    trainer.train_epoch(batches(x, y, 8))  # epoch 0 goes fine
+    with pytest.raises(FloatingPointError, match=rf"loss is {poison} at epoch 1, step 6"):
+        trainer.train_epoch(recording)
+    assert trainer.step == 6 and trainer.epoch == 1
+    # The parameters are those in place when the bad batch was drawn (after step 6).
+    for now, then in zip(parameters_of(trainer), snapshots[2]):
+        np.testing.assert_array_equal(now, then)
+
+
+# ------------------------------------------------------------------ evaluate
+LOGITS = np.array([[2.0, 1.0], [0.0, 3.0], [5.0, 4.0], [1.0, 0.0]], dtype=np.float32)
+CLASSES = np.array([0, 1, 1, 0])  # the argmax is right for samples 0, 1 and 3
+
+
+def identity_trainer(loss_fn):
+    model = tt.Sequential()  # no layers: the outputs are the inputs
+    return Trainer(model, tt.SGD([tt.Parameter(np.zeros(1, np.float32))], lr=0.1), loss_fn)
+
+
+def test_evaluate_with_integer_targets_uses_argmax_and_averages_loss_over_samples():
+    trainer = identity_trainer(tt.CrossEntropyLoss())
+    # Batches of 3 and 1: a mean of batch means would weight the last sample 3 times more.
+    loss, accuracy = trainer.evaluate([(LOGITS[:3], CLASSES[:3]), (LOGITS[3:], CLASSES[3:])])
+    shifted = LOGITS - LOGITS.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    assert loss == pytest.approx(-log_probs[np.arange(4), CLASSES].mean(), rel=1e-6)
+    assert accuracy == 0.75
+    assert type(loss) is float and type(accuracy) is float
+
+
+def test_evaluate_with_one_hot_targets_uses_argmax_of_both():
+    one_hot = np.eye(2, dtype=np.float32)[CLASSES]
+    _, accuracy = identity_trainer(tt.CrossEntropyLoss()).evaluate([(LOGITS, one_hot)])
+    assert accuracy == 0.75
+
+
+def test_evaluate_with_sigmoid_probabilities_thresholds_at_one_half():
+    probabilities = np.array([[0.9], [0.2], [0.6], [0.4]], dtype=np.float32)
+    targets = np.array([[1], [0], [0], [0]], dtype=np.float32)  # sample 2 is wrong
+    _, accuracy = identity_trainer(tt.BCELoss()).evaluate([(probabilities, targets)])
+    assert accuracy == 0.75
+
+
+def test_evaluate_with_a_logits_loss_thresholds_at_zero():
+    logits = np.array([0.3, -0.1, 2.0, -2.0], dtype=np.float32)
+    targets = np.array([1, 1, 1, 0], dtype=np.float32)  # sample 1 (logit -0.1) is wrong
+    _, accuracy = identity_trainer(tt.BCEWithLogitsLoss()).evaluate([(logits, targets)])
+    assert accuracy == 0.75
+
+
+def test_evaluate_accuracy_is_nan_for_a_regression():
+    outputs = np.array([[0.5], [1.7]], dtype=np.float32)
+    _, accuracy = identity_trainer(tt.MSELoss()).evaluate([(outputs, outputs + 0.25)])
+    assert math.isnan(accuracy)
+
+
+def test_evaluate_changes_no_parameter_and_leaves_no_gradient():
+    trainer = make_trainer()
+    before = parameters_of(trainer)
+    trainer.evaluate(batches(X, Y, 16))
+    for now, then in zip(parameters_of(trainer), before):
+        np.testing.assert_array_equal(now, then)
+    assert all(p.grad is None for p in trainer.model.parameters())
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluate_restores_the_previous_mode(training):
+    trainer = make_trainer()
+    trainer.model.train(training)
+    trainer.evaluate(batches(X, Y, 16))
+    assert all(m.training is training for m in trainer.model.modules())
+
+
+def test_evaluate_runs_in_eval_mode_and_restores_mixed_modes():
+    tt.manual_seed(0)
+    dropout = tt.Dropout(0.5)
+    model = tt.Sequential(tt.Linear(5, 3), dropout)
+    dropout.eval()  # sub-module in eval mode while the container trains
+    modes_during = []
+    trainer = Trainer(model, tt.SGD(model.parameters(), lr=0.1), tt.CrossEntropyLoss())
+    trainer.evaluate(Recording(batches(X, Y, 20),
+                               lambda i: modes_during.append([m.training for m in model.modules()])))
+    assert modes_during == [[False, False, False]] * 2
+    assert [m.training for m in model.modules()] == [True, True, False]
+
+
+def test_evaluate_is_deterministic_despite_dropout():
+    tt.manual_seed(0)
+    model = tt.Sequential(tt.Linear(5, 8), tt.Dropout(0.5), tt.Linear(8, 3))
+    trainer = Trainer(model, tt.SGD(model.parameters(), lr=0.1), tt.CrossEntropyLoss())
+    assert trainer.evaluate(batches(X, Y, 8)) == trainer.evaluate(batches(X, Y, 8))
+
+
+# ------------------------------------------------------------------ fit
+def test_fit_returns_history_with_the_four_keys_one_value_per_epoch():
+    trainer = make_trainer()
+    history = trainer.fit(batches(X, Y, 8), batches(X, Y, 20), epochs=3, verbose=False)
+    for key in ("train_loss", "eval_loss", "eval_accuracy", "learning_rates"):
+        assert len(history[key]) == 3, key
+    assert len(history["train_accuracy"]) == 3
+    assert history is trainer.history
+    assert (trainer.epoch, trainer.step) == (3, 15)
+
+
+def test_fit_records_the_evaluation_of_each_epoch():
+    trainer = make_trainer()
+    history = trainer.fit(batches(X, Y, 8), batches(X, Y, 20), epochs=2, verbose=False)
+    assert (history["eval_loss"][-1], history["eval_accuracy"][-1]) == \
+        trainer.evaluate(batches(X, Y, 20))
+
+
+def test_fit_runs_more_epochs_on_each_call():
+    trainer = make_trainer()
+    trainer.fit(batches(X, Y, 20), epochs=2, verbose=False)
+    trainer.fit(batches(X, Y, 20), epochs=1, verbose=False)
+    assert trainer.epoch == 3 and len(trainer.history["train_loss"]) == 3
+
+
+def test_fit_without_val_loader_records_nan_evaluations():
+    history = make_trainer().fit(batches(X, Y, 20), epochs=2, verbose=False)
+    assert len(history["eval_loss"]) == 2 and all(math.isnan(v) for v in history["eval_loss"])
+
+
+def test_fit_training_reduces_the_loss():
+    trainer = make_trainer(optimizer="adam")
+    history = trainer.fit(batches(X, Y, 8), epochs=15, verbose=False)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+
+
+def test_fit_verbose_shows_a_progress_bar_with_loss_and_accuracy(capsys):
+    make_trainer().fit(batches(X, Y, 20), batches(X, Y, 20), epochs=2, verbose=True)
+    err = capsys.readouterr().err
+    assert "2/2" in err and "loss=" in err and "val_acc=" in err
+
+
+def test_fit_quiet_prints_nothing(capsys):
+    make_trainer().fit(batches(X, Y, 20), batches(X, Y, 20), epochs=2, verbose=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_fit_save_best_needs_a_val_loader(tmp_path):
+    with pytest.raises(ValueError, match="save_best=True needs both a checkpoint_path and a "
+                                         "val_loader"):
+        make_trainer().fit(batches(X, Y, 20), epochs=1, verbose=False,
+                           checkpoint_path=tmp_path / "best.npz", save_best=True)
+
+
+def test_fit_with_save_best_saves_only_when_eval_accuracy_improves(tmp_path, monkeypatch):
+    trainer = make_trainer()
+    saved_at = []
+    monkeypatch.setattr(trainer, "save_checkpoint", lambda path: saved_at.append(trainer.epoch))
+    history = trainer.fit(batches(X, Y, 8), batches(X, Y, 20), epochs=6, verbose=False,
+                          checkpoint_path=tmp_path / "best.npz", save_best=True)
+    best, expected = -math.inf, []
+    for epoch, accuracy in enumerate(history["eval_accuracy"], start=1):
+        if accuracy > best:
+            best, expected = accuracy, expected + [epoch]
+    assert saved_at == expected
+    assert len(saved_at) < 6  # this run's accuracy does dip, so some epochs are not saved
+
+
+def test_fit_with_checkpoint_path_saves_after_every_epoch(tmp_path, monkeypatch):
+    trainer = make_trainer()
+    saved_at = []
+    monkeypatch.setattr(trainer, "save_checkpoint", lambda path: saved_at.append(trainer.epoch))
+    trainer.fit(batches(X, Y, 20), epochs=3, verbose=False, checkpoint_path=tmp_path / "c.npz")
+    assert saved_at == [1, 2, 3]
+
+
+def test_fit_rejects_a_negative_number_of_epochs():
+    with pytest.raises(ValueError, match="epochs must be at least 0; got -1"):
+        make_trainer().fit(batches(X, Y, 20), epochs=-1, verbose=False)
+
+
+def test_fit_verbose_without_tqdm_prints_one_line_per_epoch(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # makes `import tqdm.auto` fail
+    make_trainer().fit(batches(X, Y, 20), batches(X, Y, 20), epochs=2, verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2"]
+    assert "val_acc=" in lines[0]
+
+
+def test_train_accuracy_is_computed_from_the_training_batches():
+    trainer = make_trainer(lr=0.0)  # no update and no dropout: training sees the same model
+    trainer.train_epoch(batches(X, Y, 8))
+    _, accuracy = trainer.evaluate(batches(X, Y, 40))
+    assert trainer.history["train_accuracy"] == [accuracy]

@@ -1,0 +1,313 @@
+"""Trainer: the training loop, once, with everything a real run needs (chapter 08).
+
+One epoch is: forward, loss, backward, (clip), step — for every batch. Around that loop the
+Trainer adds what turns a toy into a tool: a learning-rate schedule, gradient accumulation,
+gradient clipping, a NaN guard, evaluation, a history for learning curves, and checkpoints
+that resume a run exactly.
+
+Exact resume rests on one rule: everything random or time-dependent is a function of the
+Trainer's counters. The learning rate of epoch ``e`` is ``scheduler.get_lr(e)``; a DataLoader
+with ``set_epoch`` is told ``e`` before each epoch, so its shuffle order depends on ``e`` only;
+the checkpoint stores the counters, the optimizer's moments and the generator that Dropout
+draws its masks from.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ..core.tensor import Tensor, no_grad
+from .checkpoint import load_checkpoint, save_checkpoint
+from .clipping import clip_grad_norm
+from .metrics import correct_predictions, decision_threshold
+
+__all__ = ["Trainer"]
+
+HISTORY_KEYS = ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "learning_rates")
+
+
+def _as_input(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _as_target(y) -> Tensor:
+    # np.asarray keeps a list of ints integral (Tensor([0, 1]) would make it float32).
+    return y if isinstance(y, Tensor) else Tensor(np.asarray(y))
+
+
+def _unpack(batch, index: int) -> tuple:
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return _as_input(batch[0]), _as_target(batch[1])
+    what = f"a {type(batch).__name__}"
+    if isinstance(batch, (tuple, list)):
+        what += f" of length {len(batch)}"
+    raise TypeError(f"Trainer: batch {index} must be an (inputs, targets) pair; got {what}")
+
+
+def _check_count(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"Trainer: {name} must be an int; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"Trainer: {name} must be at least {minimum}; got {value}")
+    return int(value)
+
+
+def check_grad_clip_norm(value):
+    """None, or a positive finite number (shared with checkpoint loading)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Trainer: grad_clip_norm must be a number or None; got {value!r}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"Trainer: grad_clip_norm must be a finite number > 0; got {value}")
+    return float(value)
+
+
+class _AccuracyCounter:
+    """Accumulates correct/total over batches; the accuracy is NaN if any batch has none."""
+
+    def __init__(self, threshold: float):
+        self.threshold, self.correct, self.total, self.defined = threshold, 0, 0, True
+
+    def add(self, outputs: Tensor, targets: Tensor) -> None:
+        counts = correct_predictions(outputs.data, targets.data, self.threshold)
+        if counts is None:
+            self.defined = False
+        else:
+            self.correct += counts[0]
+            self.total += counts[1]
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.defined and self.total else math.nan
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer`` on ``loss_fn(model(inputs), targets)``.
+
+    Counters: ``epoch`` (epochs completed) and ``step`` (optimizer steps taken).
+    ``history`` holds one value per epoch under ``train_loss``, ``train_accuracy``,
+    ``learning_rates`` (appended by :meth:`train_epoch`) and ``eval_loss``,
+    ``eval_accuracy`` (appended by :meth:`fit`; NaN when it has no ``val_loader``).
+
+    ``scheduler`` is anything with ``get_lr(epoch)``, e.g. :class:`CosineSchedule`; without
+    one the optimizer's ``lr`` is left alone. ``grad_clip_norm``: when set, gradients are
+    clipped to that global norm before every optimizer step (:func:`clip_grad_norm`).
+    """
+
+    def __init__(self, model, optimizer, loss_fn, scheduler=None, grad_clip_norm=None):
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.scheduler = scheduler
+        self.grad_clip_norm = check_grad_clip_norm(grad_clip_norm)
+        self.epoch = 0
+        self.step = 0
+        self.history = {key: [] for key in HISTORY_KEYS}
+
+    # ------------------------------------------------------------------ one epoch
+    def train_epoch(self, dataloader, accumulation_steps: int = 1) -> float:
+        """Train for one epoch; return the mean of the batch losses.
+
+        ``dataloader`` is any iterable of ``(inputs, targets)`` pairs (Tensors, numpy arrays,
+        or lists), a plain list included. If it has ``set_epoch``, it is called with
+        ``self.epoch`` first, so its shuffle order depends only on the Trainer's epoch.
+        The learning rate of the epoch, ``scheduler.get_lr(self.epoch)``, is set on the
+        optimizer before the first step and recorded in ``history['learning_rates']``.
+
+        Accumulation: with ``accumulation_steps = k`` the optimizer steps once every k
+        batches, on the mean of their gradients (each batch loss is scaled by 1/k before
+        ``backward``), so k batches of size b update exactly like one batch of k*b. A last,
+        incomplete group of r < k batches still steps, on the mean over its r batches: its
+        accumulated gradients, scaled by 1/k, are multiplied by k/r before the step (this
+        works for any iterable, whether or not its length is known in advance).
+
+        A NaN or infinite loss raises ``FloatingPointError`` naming the epoch, the step and
+        the value, before that batch's gradients reach any parameter.
+        """
+        k = _check_count("accumulation_steps", accumulation_steps, minimum=1)
+        self.model.train()
+        if hasattr(dataloader, "set_epoch"):
+            dataloader.set_epoch(self.epoch)
+        lr = self._start_epoch_learning_rate()
+        self.optimizer.zero_grad()
+
+        losses = []
+        accuracy = _AccuracyCounter(decision_threshold(self.loss_fn))
+        pending = 0  # batches whose gradients are accumulated but not yet applied
+        for index, batch in enumerate(dataloader):
+            inputs, targets = _unpack(batch, index)
+            outputs = self.model(inputs)
+            loss = self.loss_fn(outputs, targets)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"Trainer: loss is {value} at epoch {self.epoch}, step {self.step} "
+                    f"(batch {index}); stopped before the optimizer step, so the parameters "
+                    f"are still those after step {self.step}")
+            (loss if k == 1 else loss * (1.0 / k)).backward()
+            losses.append(value)
+            accuracy.add(outputs, targets)
+            pending += 1
+            if pending == k:
+                self._optimizer_step()
+                pending = 0
+        if not losses:
+            raise ValueError(f"Trainer.train_epoch: the dataloader yielded no batches "
+                             f"(epoch {self.epoch})")
+        if pending:  # the last group is incomplete: turn its 1/k scaling into 1/pending
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad *= np.asarray(k / pending, dtype=p.grad.dtype)
+            self._optimizer_step()
+
+        mean_loss = float(np.mean(losses))
+        self.history["train_loss"].append(mean_loss)
+        self.history["train_accuracy"].append(accuracy.accuracy)
+        self.history["learning_rates"].append(lr)
+        self.epoch += 1
+        return mean_loss
+
+    def _start_epoch_learning_rate(self) -> float:
+        if self.scheduler is not None:
+            self.optimizer.lr = self.scheduler.get_lr(self.epoch)
+        return float(self.optimizer.lr)
+
+    def _optimizer_step(self) -> None:
+        if self.grad_clip_norm is not None:
+            norm = clip_grad_norm(self.model.parameters(), self.grad_clip_norm)
+            if not math.isfinite(norm):
+                raise FloatingPointError(
+                    f"Trainer: gradient norm is {norm} at epoch {self.epoch}, step {self.step}; "
+                    f"stopped before the optimizer step")
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.step += 1
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, dataloader) -> tuple:
+        """``(loss, accuracy)`` of the model on ``dataloader``, as Python floats.
+
+        Runs in eval mode (Dropout off) under ``no_grad``, changes no parameter, and restores
+        every sub-module's training flag afterwards. The loss is averaged over samples (each
+        batch weighted by its size). Accuracy: see :mod:`tinytorch.training.metrics` (argmax
+        for integer or one-hot targets; a threshold for one output column, at 0.5 for
+        probabilities, at 0 when ``loss_fn`` is a BCEWithLogits-style loss); NaN when the
+        targets are not classes (a regression).
+        """
+        modes = [(m, m.training) for m in self.model.modules()]
+        self.model.eval()
+        total_loss, samples = 0.0, 0
+        accuracy = _AccuracyCounter(decision_threshold(self.loss_fn))
+        try:
+            with no_grad():
+                for index, batch in enumerate(dataloader):
+                    inputs, targets = _unpack(batch, index)
+                    outputs = self.model(inputs)
+                    size = outputs.shape[0] if outputs.ndim else 1
+                    total_loss += float(self.loss_fn(outputs, targets).item()) * size
+                    samples += size
+                    accuracy.add(outputs, targets)
+        finally:
+            for module, mode in modes:
+                module.training = mode
+        if samples == 0:
+            raise ValueError("Trainer.evaluate: the dataloader yielded no batches")
+        return total_loss / samples, accuracy.accuracy
+
+    # ------------------------------------------------------------------ many epochs
+    def fit(self, train_loader, val_loader=None, epochs: int = 10, verbose: bool = True,
+            checkpoint_path=None, save_best: bool = False, accumulation_steps: int = 1) -> dict:
+        """Train ``epochs`` more epochs, evaluating on ``val_loader`` after each; return history.
+
+        ``verbose`` shows a tqdm progress bar over epochs with the latest losses and accuracy.
+        With ``checkpoint_path``, a checkpoint is saved after every epoch, or, with
+        ``save_best=True``, only when the validation accuracy improves on the best so far
+        (when accuracy is undefined, as for a regression, when the validation loss drops).
+        """
+        epochs = _check_count("epochs", epochs, minimum=0)
+        if save_best and (checkpoint_path is None or val_loader is None):
+            raise ValueError("Trainer.fit: save_best=True needs both a checkpoint_path and a "
+                             f"val_loader; got checkpoint_path={checkpoint_path!r}, "
+                             f"val_loader={'None' if val_loader is None else 'given'}")
+        best = self._best_so_far()
+        bar = _ProgressBar(epochs) if verbose else None
+        try:
+            for _ in range(epochs):
+                train_loss = self.train_epoch(train_loader, accumulation_steps)
+                eval_loss, eval_accuracy = (self.evaluate(val_loader) if val_loader is not None
+                                            else (math.nan, math.nan))
+                self.history["eval_loss"].append(eval_loss)
+                self.history["eval_accuracy"].append(eval_accuracy)
+                if checkpoint_path is not None and (
+                        not save_best or _improves(eval_accuracy, eval_loss, best)):
+                    best = (eval_accuracy, eval_loss)
+                    self.save_checkpoint(checkpoint_path)
+                if bar is not None:
+                    bar.report(self.epoch, train_loss, self.history["train_accuracy"][-1],
+                               eval_loss, eval_accuracy)
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    def _best_so_far(self) -> tuple:
+        """Best (accuracy, loss) among the epochs already in the history (for save_best)."""
+        accuracies = [a for a in self.history["eval_accuracy"] if not math.isnan(a)]
+        losses = [v for v in self.history["eval_loss"] if not math.isnan(v)]
+        return (max(accuracies, default=-math.inf), min(losses, default=math.inf))
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, path) -> None:
+        """Write everything needed to resume to one ``.npz`` file at exactly ``path``.
+
+        See :mod:`tinytorch.training.checkpoint` for the format; the write is atomic.
+        """
+        save_checkpoint(self, path)
+
+    def load_checkpoint(self, path) -> None:
+        """Restore model, optimizer, scheduler, counters, history and the layers' generator.
+
+        A truncated, corrupt or mismatched file raises ``CheckpointError`` and changes nothing.
+        """
+        load_checkpoint(self, path)
+
+    def __repr__(self) -> str:
+        return (f"Trainer(epoch={self.epoch}, step={self.step}, "
+                f"optimizer={type(self.optimizer).__name__}, "
+                f"loss_fn={type(self.loss_fn).__name__}, scheduler={self.scheduler!r}, "
+                f"grad_clip_norm={self.grad_clip_norm})")
+
+
+def _improves(accuracy: float, loss: float, best: tuple) -> bool:
+    if not math.isnan(accuracy):
+        return accuracy > best[0]
+    return loss < best[1]
+
+
+class _ProgressBar:
+    """A tqdm bar over epochs (tqdm is optional: without it, one printed line per epoch)."""
+
+    def __init__(self, epochs: int):
+        try:
+            from tqdm.auto import tqdm  # imported here: numpy is the only required dependency
+        except ImportError:
+            self.bar = None
+        else:
+            self.bar = tqdm(total=epochs, desc="training", unit="epoch")
+
+    def report(self, epoch, train_loss, train_accuracy, eval_loss, eval_accuracy) -> None:
+        values = {"loss": train_loss, "acc": train_accuracy,
+                  "val_loss": eval_loss, "val_acc": eval_accuracy}
+        shown = {name: f"{v:.4f}" for name, v in values.items() if not math.isnan(v)}
+        if self.bar is None:
+            print(f"epoch {epoch}: " + ", ".join(f"{n}={v}" for n, v in shown.items()))
+        else:
+            self.bar.set_postfix(shown)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
