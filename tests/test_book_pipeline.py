@@ -130,3 +130,20 @@ def test_page_whose_cell_raises_fails_under_nbmake(tmp_path):
     result = run_nbmake(tmp_path, "```{code-cell} ipython3\nraise ValueError('boom')\n```\n")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "ValueError" in result.stdout
+
+
+@pytest.mark.parametrize("page", book_pages.notebook_pages(), ids=lambda p: p.name)
+def test_every_page_has_an_up_to_date_launch_copy_for_colab(page):
+    copy = book_pages.launch_copy_path(page)
+    assert copy.exists(), f"{copy} is missing: run `python -m tools.book_pages --launch-copies`"
+    assert copy.read_text(encoding="utf-8") == book_pages.launch_copy_text(page), (
+        f"{copy} differs from {page.name}: run `python -m tools.book_pages --launch-copies`")
+
+
+def test_launch_copy_is_a_plain_notebook_without_outputs(tmp_path):
+    page = write_page(tmp_path, "book/chapters/01_x.md", FIRST_CELL + "\n```{code-cell} ipython3\n1 + 1\n```\n")
+    nb = nbformat.reads(book_pages.launch_copy_text(page), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.source for c in code][1] == "1 + 1"
+    assert all(not c.outputs for c in code)
+    assert "jupytext" not in nb.metadata

@@ -119,3 +119,34 @@ def test_notebook_module_does_not_import_ipython():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_glue_publishes_python_numbers_for_numpy_scalars(monkeypatch):
+    import myst_nb
+    import numpy as np
+    from tinytorch.notebook import glue
+
+    published = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: published.update({name: value}))
+    assert glue("test_value", np.float32(0.25)) is None
+    assert type(published["test_value"]) is float and published["test_value"] == 0.25
+
+
+def test_load_milestone_imports_the_script_found_above_the_current_folder(tmp_path, monkeypatch):
+    from tinytorch.notebook import load_milestone
+
+    folder = tmp_path / "milestones" / "07_2000_demo"
+    folder.mkdir(parents=True)
+    (folder / "demo.py").write_text("ANSWER = 42\n")
+    deep = tmp_path / "book" / "milestones"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert load_milestone("07_2000_demo").ANSWER == 42
+
+
+def test_load_milestone_names_what_it_could_not_find(tmp_path, monkeypatch):
+    from tinytorch.notebook import load_milestone
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="99_1900_nothing"):
+        load_milestone("99_1900_nothing")

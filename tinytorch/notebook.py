@@ -116,12 +116,13 @@ def show_source(obj, *, lines=None, methods=None) -> SourceCode:
     return SourceCode(source)
 
 
-def glue(name: str, value, display: bool = False):
+def glue(name: str, value, display: bool = False) -> None:
     """Publish ``value`` under ``name`` for ``{glue:text}`name:fmt``` references in the prose.
 
     numpy scalars become Python numbers (myst-nb's text formatting needs them). Where myst-nb
-    is not installed (Colab, a bare Jupyter), the value is simply returned, and shown when
-    ``display`` is true, so a chapter runs everywhere.
+    is not installed (Colab, a bare Jupyter), nothing is published and the value is printed
+    when ``display`` is true, so a chapter runs everywhere. Returns None, like myst-nb's glue,
+    so a ``glue(...)`` on a cell's last line shows nothing.
     """
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
         value = value.item()
@@ -130,9 +131,9 @@ def glue(name: str, value, display: bool = False):
     except ImportError:
         if display:
             print(f"{name} = {value!r}")
-        return value
+        return None
     myst_glue(name, value, display=display)
-    return value
+    return None
 
 
 def load_milestone(folder: str, script: str | None = None):

@@ -11,6 +11,11 @@ behave as in the site build.
 
 The root ``conftest.py`` calls this for every page pytest collects under ``book/``. By hand:
 ``python -m tools.book_pages`` converts every page and prints the notebooks' paths.
+
+Launch copies: Colab opens only ``.ipynb`` files, and the site's launch buttons link
+``X.ipynb`` when it sits next to ``X.md``. ``python -m tools.book_pages --launch-copies``
+writes those copies (no outputs; excluded from the site build); a test fails when one is
+missing or differs from its page, so they never drift.
 """
 from __future__ import annotations
 
@@ -57,6 +62,19 @@ def convert_page(page: Path, root: Path = ROOT) -> Path:
     return out
 
 
+def launch_copy_text(page: Path) -> str:
+    """The committed ``.ipynb`` twin of ``page`` that Binder and Colab open (no outputs)."""
+    nb = jupytext.read(Path(page), fmt="md:myst")
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i}"
+    nb.metadata.pop("jupytext", None)  # a plain notebook, not paired with the .md
+    return jupytext.writes(nb, fmt="ipynb")
+
+
+def launch_copy_path(page: Path) -> Path:
+    return Path(page).with_suffix(".ipynb")
+
+
 def notebook_pages(book_dir: Path = ROOT / "book") -> list[Path]:
     """Every page under ``book_dir`` that is a notebook, sorted."""
     return sorted(p for p in Path(book_dir).rglob("*.md") if is_notebook_page(p))
@@ -64,5 +82,10 @@ def notebook_pages(book_dir: Path = ROOT / "book") -> list[Path]:
 
 if __name__ == "__main__":
     for page in notebook_pages():
-        print(convert_page(page).relative_to(ROOT))
+        if "--launch-copies" in sys.argv[1:]:
+            out = launch_copy_path(page)
+            out.write_text(launch_copy_text(page), encoding="utf-8")
+        else:
+            out = convert_page(page)
+        print(out.relative_to(ROOT))
     sys.exit(0)
