@@ -188,3 +188,10 @@ def test_sigmoid_of_plus_minus_1000_in_float32_is_finite_without_warnings():
         warnings.simplefilter("error")
         s = tt.sigmoid(x).data
     np.testing.assert_array_equal(s, [0.0, 1.0])
+
+
+def test_relu_propagates_nan_like_pytorch():
+    out = tt.relu(tt.Tensor(np.array([np.nan, -1.0, 2.0], dtype=np.float32)))
+    assert np.isnan(out.data[0])
+    np.testing.assert_array_equal(out.data[1:], [0.0, 2.0])
+    assert out.dtype == np.float32

@@ -404,3 +404,16 @@ def test_train_accuracy_is_computed_from_the_training_batches():
     trainer.train_epoch(batches(X, Y, 8))
     _, accuracy = trainer.evaluate(batches(X, Y, 40))
     assert trainer.history["train_accuracy"] == [accuracy]
+
+
+def test_a_nan_input_sample_stops_training_before_the_step():
+    tt.manual_seed(0)
+    model = tt.Sequential(tt.Linear(3, 4), tt.ReLU(), tt.Linear(4, 2))
+    trainer = tt.Trainer(model, tt.SGD(model.parameters(), lr=0.1), tt.CrossEntropyLoss())
+    inputs = np.ones((2, 3), dtype=np.float32)
+    inputs[1, 0] = np.nan
+    before = model.state_dict()
+    with pytest.raises(FloatingPointError, match="epoch 0, step 0"):
+        trainer.train_epoch([(inputs, np.array([0, 1]))])
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])

@@ -44,10 +44,14 @@ def _axis(dim: int, shape: tuple, name: str) -> int:
 
 # --------------------------------------------------------------------------- functional
 def relu(x) -> Tensor:
-    """max(x, 0); derivative 1 where x > 0, else 0 (0 at x = 0, as in PyTorch)."""
+    """max(x, 0); derivative 1 where x > 0, else 0 (0 at x = 0, as in PyTorch).
+
+    NaN stays NaN (np.maximum propagates it), so a corrupt input reaches the loss, where the
+    Trainer's NaN guard stops training, instead of silently becoming 0.
+    """
     x = _as_tensor(x)
     positive = x.data > 0
-    out = np.where(positive, x.data, 0).astype(x.dtype, copy=False)
+    out = np.maximum(x.data, np.zeros((), dtype=x.dtype))
     return make_op(out, (x,), lambda g: (g * positive,), "relu")
 
 
