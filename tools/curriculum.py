@@ -1,0 +1,183 @@
+"""The course, chapter by chapter: which code a learner writes, and which tests grade it.
+
+``CHAPTERS`` maps a chapter number ("01" … "09") to a :class:`Chapter`. Its ``stubs`` are
+the functions and methods a student release hands out with their bodies replaced by
+``raise NotImplementedError`` (see ``tools/release.py``): the algorithmic core the chapter
+teaches — forward and backward rules, update rules, loops — never ``__repr__`` or pure
+validation helpers. Each stub is written ``"<file>:<qualified name>"``, e.g.
+``"tinytorch/training/schedule.py:CosineSchedule.get_lr"``.
+
+The table names code by file and name, so it can rot when the package changes:
+:func:`chapter_problems` lists every entry that no longer matches the repository, and
+``tests/test_release.py`` runs it for every chapter.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Chapter", "CHAPTERS", "UnknownChapter", "get_chapter", "split_stub",
+           "find_definition", "chapter_problems"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter: its page, the package files the learner writes, the stubbed functions
+    (``"<file>:<qualified name>"``, each in one of ``modules``) and the tests that grade it.
+    Every path is relative to the repository root."""
+
+    number: str
+    name: str
+    page: str
+    modules: tuple[str, ...]
+    stubs: tuple[str, ...]
+    tests: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return f"{self.number} {self.name}"
+
+
+def _stubs(path: str, *qualnames: str) -> tuple[str, ...]:
+    """``"<path>:<name>"`` for each name: the stubs of one file, without repeating it."""
+    return tuple(f"{path}:{name}" for name in qualnames)
+
+
+_TENSOR_PY = "tinytorch/core/tensor.py"
+_MODULE_PY, _LAYERS_PY = "tinytorch/core/module.py", "tinytorch/core/layers.py"
+_DATASET_PY, _DATALOADER_PY = "tinytorch/data/dataset.py", "tinytorch/data/dataloader.py"
+_OPTIMIZER_PY, _SGD_PY, _ADAM_PY = ("tinytorch/optim/optimizer.py", "tinytorch/optim/sgd.py",
+                        "tinytorch/optim/adam.py")
+_SCHEDULE_PY, _CLIPPING_PY, _TRAINER_PY, _CHECKPOINT_PY = (
+    "tinytorch/training/schedule.py", "tinytorch/training/clipping.py",
+    "tinytorch/training/trainer.py", "tinytorch/training/checkpoint.py")
+
+CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
+    Chapter("01", "Tensor", "book/chapters/01_tensor.md",
+            modules=(_TENSOR_PY,),
+            stubs=_stubs(_TENSOR_PY, "_to_array", "Tensor.reshape", "Tensor.transpose",
+                         "Tensor.sum", "Tensor.mean", "Tensor.__matmul__"),
+            tests=("tests/core/test_tensor.py",)),
+    Chapter("02", "Activations", "book/chapters/02_activations.md",
+            modules=("tinytorch/core/activations.py",),
+            stubs=_stubs("tinytorch/core/activations.py", "relu", "sigmoid", "tanh", "gelu",
+                         "softmax", "log_softmax"),
+            tests=("tests/core/test_activations.py",)),
+    Chapter("03", "Layers", "book/chapters/03_layers.md",
+            modules=(_MODULE_PY, _LAYERS_PY),
+            stubs=_stubs(_MODULE_PY, "Module.named_parameters", "Module.modules", "Module.train",
+                         "Module.state_dict", "Module.load_state_dict")
+            + _stubs(_LAYERS_PY, "Linear.__init__", "Linear.forward", "Dropout.forward",
+                     "Flatten.forward", "Sequential.forward", "MLP.__init__"),
+            tests=("tests/core/test_layers.py",)),
+    Chapter("04", "Losses", "book/chapters/04_losses.md",
+            modules=("tinytorch/core/losses.py",),
+            stubs=_stubs("tinytorch/core/losses.py", "mse_loss", "cross_entropy",
+                         "binary_cross_entropy", "binary_cross_entropy_with_logits"),
+            tests=("tests/core/test_losses.py",)),
+    Chapter("05", "DataLoader", "book/chapters/05_dataloader.md",
+            modules=(_DATASET_PY, _DATALOADER_PY),
+            stubs=_stubs(_DATASET_PY, "TensorDataset.__len__", "TensorDataset.__getitem__")
+            + _stubs(_DATALOADER_PY, "DataLoader.__len__", "DataLoader.sample_order",
+                     "DataLoader.__iter__", "DataLoader._batches", "DataLoader._fetch"),
+            tests=("tests/data/test_dataloader.py",)),
+    Chapter("06", "Autograd", "book/chapters/06_autograd.md",
+            modules=(_TENSOR_PY,),
+            stubs=_stubs(_TENSOR_PY, "make_op", "_unbroadcast", "Tensor.backward",
+                         "Tensor._topological_order"),
+            tests=("tests/core/test_autograd.py",)),
+    Chapter("07", "Optimizers", "book/chapters/07_optimizers.md",
+            modules=(_OPTIMIZER_PY, _SGD_PY, _ADAM_PY),
+            stubs=_stubs(_OPTIMIZER_PY, "Optimizer.zero_grad", "Optimizer.step")
+            + _stubs(_SGD_PY, "SGD._state_names", "SGD._update")
+            + _stubs(_ADAM_PY, "Adam._state_names", "Adam._update"),
+            tests=("tests/optim/test_optimizers.py",)),
+    Chapter("08", "Training", "book/chapters/08_training.md",
+            modules=(_SCHEDULE_PY, _CLIPPING_PY, _TRAINER_PY, _CHECKPOINT_PY),
+            stubs=_stubs(_SCHEDULE_PY, "CosineSchedule.get_lr")
+            + _stubs(_CLIPPING_PY, "clip_grad_norm", "clip_grad_value")
+            + _stubs(_TRAINER_PY, "Trainer.train_epoch", "Trainer._optimizer_step",
+                     "Trainer.evaluate", "Trainer.fit")
+            + _stubs(_CHECKPOINT_PY, "save_checkpoint", "load_checkpoint"),
+            tests=("tests/training/test_schedule.py", "tests/training/test_clipping.py",
+                   "tests/training/test_trainer.py", "tests/training/test_checkpoint.py")),
+    Chapter("09", "Convolutions", "book/chapters/09_convolutions.md",
+            modules=("tinytorch/core/spatial.py",),
+            stubs=_stubs("tinytorch/core/spatial.py", "_output_hw", "_windows", "_col2im",
+                         "conv2d", "max_pool2d", "avg_pool2d"),
+            tests=("tests/core/test_spatial.py",)),
+)}
+
+
+class UnknownChapter(ValueError):
+    """A chapter number that is not in the table; the message lists the valid ones."""
+
+
+def get_chapter(number) -> Chapter:
+    """The chapter numbered ``number`` (8, "8" and "08" all mean chapter 08)."""
+    key = str(number).strip()
+    if key.isdigit():
+        key = f"{int(key):02d}"
+    if key not in CHAPTERS:
+        valid = ", ".join(c.title for c in CHAPTERS.values())
+        raise UnknownChapter(f"unknown chapter {str(number)!r}; valid chapters: {valid}")
+    return CHAPTERS[key]
+
+
+def split_stub(stub: str) -> tuple[str, str]:
+    """``"tinytorch/x.py:Class.method"`` -> ``("tinytorch/x.py", "Class.method")``."""
+    path, sep, qualname = stub.partition(":")
+    if not sep or not path.endswith(".py") or not qualname:
+        raise ValueError(f"stub {stub!r} is not of the form '<file>.py:<qualified name>'")
+    return path, qualname
+
+
+def find_definition(tree: ast.Module, qualname: str):
+    """The ``def`` node of ``qualname`` ("f" or "Class.method", classes may nest) in
+    ``tree``, looking only at class and module bodies. Raises LookupError when it is
+    missing, is not a function, or is defined more than once (a property with a setter)."""
+    body, node = tree.body, None
+    parts = qualname.split(".")
+    for depth, part in enumerate(parts):
+        found = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                    ast.ClassDef)) and n.name == part]
+        where = ".".join(parts[:depth]) or "the module"
+        if not found:
+            raise LookupError(f"{qualname}: no definition of {part!r} in {where}")
+        if len(found) > 1:
+            raise LookupError(f"{qualname}: {part!r} is defined {len(found)} times in {where}")
+        node = found[0]
+        body = node.body if isinstance(node, ast.ClassDef) else []
+    if isinstance(node, ast.ClassDef):
+        raise LookupError(f"{qualname}: is a class, not a function or method")
+    return node
+
+
+def chapter_problems(chapter: Chapter, root: Path = REPO_ROOT) -> list[str]:
+    """Everything in ``chapter``'s entry that does not match the repository at ``root``:
+    missing page, module or test files, stubs outside ``modules`` or not found in them."""
+    root = Path(root)
+    problems = [f"missing file {path}" for path in (chapter.page, *chapter.modules, *chapter.tests)
+                if not (root / path).is_file()]
+    trees = {}
+    for stub in chapter.stubs:
+        try:
+            path, qualname = split_stub(stub)
+        except ValueError as error:
+            problems.append(str(error))
+            continue
+        if path not in chapter.modules:
+            problems.append(f"stub {stub}: {path} is not one of the chapter's modules")
+            continue
+        if not (root / path).is_file():
+            continue  # already reported
+        if path not in trees:
+            trees[path] = ast.parse((root / path).read_text(encoding="utf-8"), filename=path)
+        try:
+            find_definition(trees[path], qualname)
+        except LookupError as error:
+            problems.append(f"stub {path}:{error}")
+    return problems

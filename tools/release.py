@@ -1,0 +1,487 @@
+"""Student releases and autograding, for instructors (``python -m tools.release --help``).
+
+``student 08 --out DIR`` writes a self-contained copy of the course for chapter 08: the whole
+package, in which the chapter's functions (``tools/curriculum.py``) keep their signature
+and docstring but raise ``NotImplementedError``, every other chapter's code intact (so each
+chapter can be done on its own), the chapter's tests and page, and a README for the student.
+
+``grade 08 SUBMISSION`` runs the instructor's copy of the chapter's tests — never the
+submission's own, which a student may have edited — against the ``tinytorch`` package in
+SUBMISSION, and reports per-test outcomes and a score (JSON with ``--report``).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+from . import curriculum
+from .curriculum import REPO_ROOT, Chapter, find_definition, split_stub
+
+__all__ = ["ReleaseError", "stub_message", "stub_source", "support_files",
+           "make_student_release", "grade", "format_summary", "main"]
+
+PACKAGE = "tinytorch"
+_JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache",
+                               ".hypothesis", ".ipynb_checkpoints")
+_MESSAGE_LIMIT = 1000  # characters of a failure message kept in the report
+_OUTPUT_TAIL = 3000    # characters of pytest's output shown when grading cannot run
+
+
+class ReleaseError(Exception):
+    """The release cannot be written, or a submission cannot be graded; says why."""
+
+
+# ================================================================================ stubs
+def stub_message(chapter: Chapter, qualname: str) -> str:
+    return f"Chapter {chapter.number}: implement {qualname} — see {chapter.page}"
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
+
+
+def _body_lines(lines: list, node) -> tuple:
+    """``(first, stop, indent)``: the 0-based line range of ``node``'s body that a stub
+    replaces (everything after the docstring, or after the ``def`` header when there is
+    none, comments included) and the indentation of the body."""
+    first_statement = node.body[0]
+    line = lines[first_statement.lineno - 1]
+    if line.encode()[:first_statement.col_offset].strip():  # col_offset counts UTF-8 bytes
+        raise ReleaseError(f"cannot stub {node.name}: its body starts on the line of its 'def'")
+    indent = line[:len(line) - len(line.lstrip())]
+    if _is_docstring(first_statement):
+        first = first_statement.end_lineno
+    else:
+        first = first_statement.lineno - 1
+        while first - 1 >= node.lineno and lines[first - 1].strip().startswith("#"):
+            first -= 1  # comments above the first statement belong to the solution too
+    return first, node.end_lineno, indent
+
+
+def stub_source(source: str, stubs: dict, filename: str = "<source>") -> str:
+    """``source`` with the body of each function in ``stubs`` (qualified name -> message)
+    replaced by ``raise NotImplementedError(message)``; decorators, the ``def`` lines and
+    the docstring stay, and so does every other line of the file."""
+    lines = io.StringIO(source, newline="").readlines()  # the line breaks ast counts
+    tree = ast.parse(source, filename=filename)
+    edits = []
+    for qualname, message in stubs.items():
+        try:
+            node = find_definition(tree, qualname)
+        except LookupError as error:
+            raise ReleaseError(f"{filename}: {error}") from None
+        first, stop, indent = _body_lines(lines, node)
+        header = lines[node.lineno - 1]
+        newline = header[len(header.rstrip("\r\n")):] or "\n"
+        edits.append((first, stop, f"{indent}raise NotImplementedError({message!r}){newline}"))
+    # Bottom-up, so earlier line numbers stay valid. Stubs never nest: only functions in
+    # module and class bodies can be named.
+    for first, stop, replacement in sorted(edits, reverse=True):
+        lines[first:stop] = [replacement]
+    stubbed = "".join(lines)
+    compile(stubbed, filename, "exec")  # a stub that broke the file must not ship
+    return stubbed
+
+
+# ================================================================================ files
+def support_files(tests, root: Path = REPO_ROOT) -> list:
+    """The files besides ``tests`` (paths relative to ``root``) that they need to run:
+    ``conftest.py`` and ``__init__.py`` of their folders inside ``tests/``, and the local
+    modules they (and those files) import. The repository's root conftest.py, which only
+    turns book pages into tests, is never needed."""
+    root = Path(root)
+    tests_folder = root / "tests"
+    found, queue = set(), [root / t for t in tests]
+    while queue:
+        path = queue.pop()
+        folder = path.parent
+        while tests_folder == folder or tests_folder in folder.parents:
+            for name in ("conftest.py", "__init__.py"):
+                candidate = folder / name
+                if candidate.is_file() and candidate not in found:
+                    found.add(candidate)
+                    queue.append(candidate)
+            folder = folder.parent
+        for module in _imported_modules(path):
+            for candidate in _local_files(module, path.parent, root):
+                if tests_folder in candidate.parents and candidate not in found:
+                    found.add(candidate)
+                    queue.append(candidate)
+    wanted = {str(Path(t)) for t in tests}
+    return sorted(str(p.relative_to(root)) for p in found if str(p.relative_to(root)) not in wanted)
+
+
+def _imported_modules(path: Path) -> set:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _local_files(module: str, folder: Path, root: Path):
+    """Files a test could mean by ``import module``: next to it (pytest puts a test's
+    folder on sys.path) or under the repository root (dotted, e.g. ``tests.helpers``)."""
+    relative = Path(*module.split("."))
+    for base in (folder, root):
+        for candidate in (base / relative.with_suffix(".py"), base / relative / "__init__.py"):
+            if candidate.is_file():
+                yield candidate
+
+
+def _copy_files(paths, root: Path, destination: Path) -> None:
+    for relative in paths:
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / relative, target)
+
+
+def _check_chapter(chapter: Chapter, root: Path) -> None:
+    problems = curriculum.chapter_problems(chapter, root)
+    if problems:
+        raise ReleaseError(f"tools/curriculum.py no longer matches the repository for chapter "
+                           f"{chapter.title}:\n  " + "\n  ".join(problems))
+
+
+# ================================================================================ release
+def _prepare_output(out: Path, root: Path, force: bool) -> None:
+    if out == root or out in root.parents:
+        raise ReleaseError(f"refusing to write a release into {out}: it contains the repository")
+    for protected in (PACKAGE, "tests", "book", "tools"):
+        folder = root / protected
+        if out == folder or folder in out.parents:
+            raise ReleaseError(f"refusing to write a release into {out}: it is inside the "
+                               f"repository's {protected}/")
+    if out.exists() and not out.is_dir():
+        raise ReleaseError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise ReleaseError(f"{out} is not empty; choose an empty folder, or pass --force to "
+                               f"replace its contents")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def make_student_release(number, out, *, force: bool = False, root: Path = REPO_ROOT) -> Path:
+    """Write the student release of chapter ``number`` into the folder ``out``; return it.
+
+    ``out`` must be empty or missing; ``force=True`` deletes what is in it first.
+    """
+    chapter = curriculum.get_chapter(number)
+    root, out = Path(root).resolve(), Path(out).resolve()
+    _check_chapter(chapter, root)
+    _prepare_output(out, root, force)
+
+    shutil.copytree(root / PACKAGE, out / PACKAGE, ignore=_JUNK, dirs_exist_ok=True)
+    by_file: dict = {}
+    for stub in chapter.stubs:
+        path, qualname = split_stub(stub)
+        by_file.setdefault(path, {})[qualname] = stub_message(chapter, qualname)
+    for path, stubs in by_file.items():
+        source = (root / path).read_text(encoding="utf-8")
+        (out / path).write_text(stub_source(source, stubs, path), encoding="utf-8")
+
+    tests = list(chapter.tests)
+    page_twin = str(Path(chapter.page).with_suffix(".ipynb"))
+    pages = [chapter.page] + ([page_twin] if (root / page_twin).is_file() else [])
+    _copy_files(["pyproject.toml", "requirements.txt", *tests, *support_files(tests, root),
+                 *pages], root, out)
+    (out / "README.md").write_text(_student_readme(chapter, pages), encoding="utf-8")
+    return out
+
+
+def _student_readme(chapter: Chapter, pages: list) -> str:
+    rows = "\n".join(f"| `{qualname}` | `{path}` |"
+                     for path, qualname in map(split_stub, chapter.stubs))
+    notebook = f" (as a notebook: `{pages[1]}`)" if len(pages) > 1 else ""
+    tests = "\n".join(f"- `{t}`" for t in chapter.tests)
+    return f"""# TinyTorch · Chapter {chapter.number}: {chapter.name} (student release)
+
+Implement the {len(chapter.stubs)} functions and methods below. Each one now raises
+`NotImplementedError`; its signature and docstring, kept from the reference, state what it
+must do. The rest of `tinytorch/` is the reference implementation of the other chapters, so
+you can build on it.
+
+| implement | in |
+| --- | --- |
+{rows}
+
+Read the chapter: `{chapter.page}`{notebook}.
+Its code cells run the package: those that call your functions work once you have written them.
+
+## Set up (once)
+
+```bash
+python3 -m venv .venv && .venv/bin/pip install -r requirements.txt
+```
+
+This installs the `tinytorch` of this folder (editable: your changes apply at once) and what
+the tests and the chapter page need (Python 3.10 or newer).
+
+## Run the tests
+
+From this folder:
+
+```bash
+python -m pytest tests
+```
+
+(with the set-up above: `.venv/bin/python -m pytest tests`). The tests of this chapter fail
+until you have implemented the functions above; you are done when they all pass:
+
+{tests}
+
+Hand in this folder (what counts is its `tinytorch/`). It is graded with the instructor's own
+copy of these tests, so changing the tests here changes nothing.
+"""
+
+
+# ================================================================================ grading
+def _environment(package_parent: Path) -> dict:
+    """The environment of the pytest runs: only ``package_parent`` on PYTHONPATH, so
+    ``import tinytorch`` finds the package staged there before any installed copy."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
+    env["PYTHONPATH"] = str(package_parent)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _run(command: list, cwd: Path, env: dict, timeout: float, what: str):
+    try:
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ReleaseError(f"{what} did not finish within {timeout:g} s") from None
+
+
+def _tail(result) -> str:
+    return (result.stdout + result.stderr)[-_OUTPUT_TAIL:]
+
+
+def _check_imports_staged_package(folder: Path, env: dict, staged: Path) -> None:
+    """Fail unless ``import tinytorch``, run in ``folder`` with ``env``, finds ``staged``.
+
+    Locates the package without importing it: a submission that does not import is graded
+    (its tests fail), not an error of the grader.
+    """
+    probe = ("import importlib.util; spec = importlib.util.find_spec('tinytorch'); "
+             "print(spec.origin if spec else '')")
+    result = _run([sys.executable, "-c", probe], folder, env, 60, "locating tinytorch")
+    origin = result.stdout.strip()
+    if result.returncode != 0 or not origin or staged not in Path(origin).resolve().parents:
+        raise ReleaseError(f"the tests would not import the package under test ({staged}); "
+                           f"'import tinytorch' finds {origin or 'nothing'!r} instead. "
+                           f"{result.stderr.strip()}")
+
+
+def _pytest_command(tests: list, *extra: str) -> list:
+    return [sys.executable, "-m", "pytest", *tests, "-p", "no:cacheprovider", "--tb=short",
+            "--hypothesis-seed=0", *extra]
+
+
+def _collect_expected(tests: list, folder: Path, env: dict, timeout: float) -> list:
+    """Node ids of the tests as collected against the reference package."""
+    result = _run(_pytest_command(tests, "--collect-only", "-q"), folder, env, timeout,
+                  "collecting the tests against the reference package")
+    ids = [line.strip() for line in result.stdout.splitlines()
+           if any(line.startswith(f"{t}::") for t in tests)]
+    if result.returncode != 0 or not ids:
+        raise ReleaseError("the instructor's tests do not collect against the reference "
+                           f"package (pytest exit code {result.returncode}):\n{_tail(result)}")
+    return ids
+
+
+def _node_id(case: ElementTree.Element) -> str:
+    """pytest's node id of a junit (xunit1) testcase: file::Class::name."""
+    file, classname, name = case.get("file", ""), case.get("classname", ""), case.get("name")
+    module = file[:-3].replace("/", ".") if file.endswith(".py") else ""
+    classes = classname[len(module) + 1:] if module and classname.startswith(module + ".") else ""
+    return "::".join([file, *filter(None, classes.split(".")), name])
+
+
+def _junit_outcomes(report: Path) -> tuple:
+    """``({node id: (outcome, message)}, {test file: collection error message})``."""
+    outcomes, broken_files = {}, {}
+    rank = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+    for case in ElementTree.parse(report).getroot().iter("testcase"):
+        outcome, message = "passed", ""
+        for child, kind in (("skipped", "skipped"), ("failure", "failed"), ("error", "error")):
+            element = case.find(child)
+            if element is not None:
+                outcome = kind
+                message = element.get("message") or (element.text or "").strip()
+        if not case.get("classname") and outcome == "error":  # a file that failed to import
+            file = case.get("file") or case.get("name", "").replace(".", "/") + ".py"
+            text = (case.find("error").text or "").strip()
+            last = text.splitlines()[-1] if text else message
+            broken_files[file] = last[1:].lstrip() if last.startswith("E ") else last
+            continue
+        node = _node_id(case)
+        previous = outcomes.get(node)
+        if previous is None or rank[outcome] > rank[previous[0]]:  # e.g. a teardown error
+            outcomes[node] = (outcome, message[:_MESSAGE_LIMIT])
+    return outcomes, broken_files
+
+
+def grade(number, submission, *, root: Path = REPO_ROOT, timeout: float = 900) -> dict:
+    """Run the instructor's tests of chapter ``number`` against ``submission/tinytorch``.
+
+    Returns the report: ``chapter``, ``name``, ``submission``, ``tests`` (the test files),
+    ``total`` (tests collected against the reference implementation), ``passed``,
+    ``failed``, ``errors``, ``skipped``, ``score`` (passed / total) and ``outcomes``, one
+    ``{"test", "outcome", "message"}`` per test. A test that did not run (its file failed to
+    import) counts as an error. Raises ReleaseError when grading itself cannot run.
+    """
+    chapter = curriculum.get_chapter(number)
+    root, submission = Path(root).resolve(), Path(submission).resolve()
+    if not (submission / PACKAGE / "__init__.py").is_file():
+        raise ReleaseError(f"{submission} holds no {PACKAGE}/ package to grade "
+                           f"(expected {submission / PACKAGE / '__init__.py'})")
+    _check_chapter(chapter, root)
+    tests = list(chapter.tests)
+
+    with tempfile.TemporaryDirectory(prefix="tinytorch-grade-") as scratch:
+        scratch = Path(scratch)
+        # The tests run from their own folder, which holds no package: only the copy of the
+        # submission's package is importable, never a conftest.py or module it might add.
+        run_folder, student, reference = scratch / "run", scratch / "student", scratch / "ref"
+        _copy_files(["pyproject.toml", *tests, *support_files(tests, root)], root, run_folder)
+        shutil.copytree(submission / PACKAGE, student / PACKAGE, ignore=_JUNK)
+        shutil.copytree(root / PACKAGE, reference / PACKAGE, ignore=_JUNK)
+
+        env = _environment(student)
+        _check_imports_staged_package(run_folder, env, student / PACKAGE)
+        expected = _collect_expected(tests, run_folder, _environment(reference), timeout)
+        junit = scratch / "junit.xml"
+        result = _run(_pytest_command(tests, "--junitxml", str(junit), "-o",
+                                      "junit_family=xunit1", "--continue-on-collection-errors"),
+                      run_folder, env, timeout, "running the tests")
+        if not junit.is_file() or result.returncode not in (0, 1):
+            raise ReleaseError(f"pytest did not complete (exit code {result.returncode}):\n"
+                               f"{_tail(result)}")
+        outcomes, broken_files = _junit_outcomes(junit)
+
+    rows = []
+    for node in expected:
+        outcome, message = outcomes.get(node, (None, ""))
+        if outcome is None:
+            file = node.split("::")[0]
+            reason = broken_files.get(file, "it is missing from pytest's report")
+            outcome, message = "error", f"not run: {file} failed to import: {reason}"[
+                :_MESSAGE_LIMIT]
+        rows.append({"test": node, "outcome": outcome, "message": message})
+    counts = {kind: sum(row["outcome"] == kind for row in rows)
+              for kind in ("passed", "failed", "error", "skipped")}
+    return {
+        "chapter": chapter.number,
+        "name": chapter.name,
+        "submission": str(submission),
+        "tests": tests,
+        "total": len(rows),
+        "passed": counts["passed"],
+        "failed": counts["failed"],
+        "errors": counts["error"],
+        "skipped": counts["skipped"],
+        "score": counts["passed"] / len(rows),
+        "outcomes": rows,
+    }
+
+
+def format_summary(report: dict, failures_shown: int = 5) -> str:
+    """A short table: passed / total per test file, the totals and the first failures."""
+    files = {}
+    for row in report["outcomes"]:
+        passed, total = files.get(row["test"].split("::")[0], (0, 0))
+        files[row["test"].split("::")[0]] = (passed + (row["outcome"] == "passed"), total + 1)
+    width = max(len(f) for f in [*files, "total"])
+    lines = [f"Chapter {report['chapter']} {report['name']}: {report['submission']}",
+             f"{'test file':<{width}}  passed"]
+    lines += [f"{file:<{width}}  {p:>4} / {t}" for file, (p, t) in files.items()]
+    lines.append(f"{'total':<{width}}  {report['passed']:>4} / {report['total']}   "
+                 f"score {report['score']:.3f}   ({report['failed']} failed, "
+                 f"{report['errors']} errors, {report['skipped']} skipped)")
+    not_passed = [row for row in report["outcomes"] if row["outcome"] != "passed"]
+    if not_passed:
+        lines.append("first failures:")
+        lines += [f"  {row['test']}: {(row['message'] or row['outcome']).splitlines()[0]}"
+                  for row in not_passed[:failures_shown]]
+        if len(not_passed) > failures_shown:
+            lines.append(f"  ... and {len(not_passed) - failures_shown} more")
+    return "\n".join(lines)
+
+
+# ================================================================================ CLI
+def _parser() -> argparse.ArgumentParser:
+    chapters = ", ".join(c.title for c in curriculum.CHAPTERS.values())
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.release", description=__doc__.split("\n\n")[0],
+        epilog=f"chapters: {chapters}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    student = commands.add_parser("student", help="write the student release of a chapter")
+    student.add_argument("chapter", help="chapter number, e.g. 08")
+    student.add_argument("--out", required=True, type=Path,
+                         help="folder to write the release into (must be empty or missing)")
+    student.add_argument("--force", action="store_true",
+                         help="replace the contents of a non-empty --out folder")
+
+    grader = commands.add_parser("grade", help="grade a submission with the chapter's tests")
+    grader.add_argument("chapter", help="chapter number, e.g. 08")
+    grader.add_argument("submission", type=Path,
+                        help="the student's folder (the release, with tinytorch/ completed)")
+    grader.add_argument("--report", type=Path, help="also write the full report as JSON here")
+    grader.add_argument("--timeout", type=float, default=900,
+                        help="seconds the test run may take (default 900)")
+
+    commands.add_parser("list", help="list the chapters and the functions each stubs")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Exit status: 0 when the command ran (whatever the score), 1 when it could not, 2
+    for a usage error such as an unknown chapter."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            for chapter in curriculum.CHAPTERS.values():
+                print(f"{chapter.title}  ({chapter.page}; tests: {', '.join(chapter.tests)})")
+                for stub in chapter.stubs:
+                    print(f"    {stub}")
+            return 0
+        chapter = curriculum.get_chapter(args.chapter)
+        if args.command == "student":
+            out = make_student_release(chapter.number, args.out, force=args.force)
+            print(f"wrote the student release of chapter {chapter.title} to {out}: "
+                  f"{len(chapter.stubs)} stubs, tests {', '.join(chapter.tests)}")
+            return 0
+        report = grade(chapter.number, args.submission, timeout=args.timeout)
+        if args.report is not None:
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+            args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(format_summary(report))
+        return 0
+    except curriculum.UnknownChapter as error:
+        parser.error(str(error))  # exits with status 2
+    except ReleaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
