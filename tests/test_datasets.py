@@ -7,7 +7,6 @@ import gzip
 import hashlib
 import io
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -383,38 +382,29 @@ def test_data_home_falls_back_to_xdg_then_home(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- CIFAR-10
 
-def pickle_batch(data, labels, numpy1_names=True) -> bytes:
-    """A batch as CIFAR-10 ships it: a pickled dict with b'data' uint8 (N, 3072), b'labels'.
-
-    The official files were written by numpy 1.x, whose arrays name
-    ``numpy.core.multiarray._reconstruct``; protocol 3 spells globals as plain text,
-    so today's ``numpy._core`` name can be rewritten to the old one.
-    """
-    batch = {b"batch_label": b"testing batch", b"labels": [int(v) for v in labels],
-             b"data": data, b"filenames": [b"img%d.png" % i for i in range(len(labels))]}
-    blob = pickle.dumps(batch, protocol=3)
-    if numpy1_names:
-        assert b"numpy._core.multiarray\n" in blob
-        blob = blob.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
-    return blob
+def cifar_records(data, labels) -> bytes:
+    """A batch as CIFAR-10's binary version ships it: per image, one label byte, then the
+    3,072 pixel bytes (1024 red, 1024 green, 1024 blue, each 32x32 row-major)."""
+    labels = np.asarray(labels, dtype=np.uint8)[:, None]
+    return np.concatenate([labels, np.asarray(data, dtype=np.uint8)], axis=1).tobytes()
 
 
 def cifar_tarball(batches: dict) -> bytes:
-    """A cifar-10-python.tar.gz holding ``{member name: bytes}`` under cifar-10-batches-py/."""
+    """A cifar-10-binary.tar.gz holding ``{member name: bytes}`` under cifar-10-batches-bin/."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         for name, blob in batches.items():
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
     return out.getvalue()
 
 
-def tiny_cifar_batches(numpy1_names=True) -> dict:
+def tiny_cifar_batches() -> dict:
     rng = np.random.default_rng(0)
-    sizes = {f"data_batch_{i}": 2 for i in range(1, 6)} | {"test_batch": 3}
-    return {name: pickle_batch(rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                               rng.integers(0, 10, n), numpy1_names)
+    sizes = {f"data_batch_{i}.bin": 2 for i in range(1, 6)} | {"test_batch.bin": 3}
+    return {name: cifar_records(rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                                rng.integers(0, 10, n))
             for name, n in sizes.items()}
 
 
@@ -425,8 +415,8 @@ def cifar_root(tmp_path, monkeypatch):
         blob = cifar_tarball(batches)
         folder = tmp_path / "root" / "cifar10"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "cifar-10-python.tar.gz").write_bytes(blob)
-        monkeypatch.setattr(ds, "CIFAR10_FILES", {"cifar-10-python.tar.gz": md5(blob)})
+        (folder / "cifar-10-binary.tar.gz").write_bytes(blob)
+        monkeypatch.setattr(ds, "CIFAR10_FILES", {"cifar-10-binary.tar.gz": md5(blob)})
         return tmp_path / "root"
     return install
 
@@ -439,49 +429,43 @@ def test_load_cifar10_shapes_dtypes_and_range(cifar_root):
     assert 0.0 <= split.X_train.min() and split.X_train.max() <= 1.0
 
 
-def test_load_cifar10_rows_are_red_green_blue_planes(cifar_root):
+def test_load_cifar10_records_are_a_label_then_red_green_blue_planes(cifar_root):
     batches = tiny_cifar_batches()
     data = np.zeros((3, 3072), np.uint8)
     data[0, :1024], data[0, 1024:2048], data[0, 2048:] = 255, 0, 51  # one colour image
     data[1, 32] = 255  # red channel, row 1, column 0
-    batches["test_batch"] = pickle_batch(data, [3, 1, 4])
+    batches["test_batch.bin"] = cifar_records(data, [3, 1, 4])
     split = ds.load_cifar10(root=cifar_root(batches))
     np.testing.assert_allclose(split.X_test[0, :, 5, 7], [1.0, 0.0, 0.2], rtol=1e-6)
     assert split.X_test[1, 0, 1, 0] == 1.0 and split.X_test[1].sum() == 1.0
     np.testing.assert_array_equal(split.y_test, [3, 1, 4])
 
 
-def test_load_cifar10_accepts_batches_pickled_by_numpy_2(cifar_root):
-    split = ds.load_cifar10(root=cifar_root(tiny_cifar_batches(numpy1_names=False)))
-    assert split.X_train.shape == (10, 3, 32, 32)
+def test_load_cifar10_keeps_the_batch_order_train_then_test(cifar_root):
+    batches = {f"data_batch_{i}.bin": cifar_records(np.zeros((1, 3072)), [i]) for i in range(1, 6)}
+    batches["test_batch.bin"] = cifar_records(np.zeros((1, 3072)), [0])
+    split = ds.load_cifar10(root=cifar_root(batches))
+    np.testing.assert_array_equal(split.y_train, [1, 2, 3, 4, 5])
 
 
-class RunsCode:
-    """Unpickling this calls ``func(arg)``: the classic pickle attack."""
-
-    def __init__(self, func, arg):
-        self.func, self.arg = func, arg
-
-    def __reduce__(self):
-        return self.func, (self.arg,)
-
-
-@pytest.mark.parametrize("attack", ["os.system", "builtins.exec"])
-def test_malicious_cifar_pickle_is_refused_without_running_it(cifar_root, tmp_path, attack):
-    marker = tmp_path / "pwned"
-    payload = {"os.system": RunsCode(os.system, f"touch '{marker}'"),
-               "builtins.exec": RunsCode(exec, f"open({str(marker)!r}, 'w').close()")}[attack]
+def test_cifar_batch_that_is_not_whole_records_is_rejected(cifar_root):
     batches = tiny_cifar_batches()
-    batches["data_batch_3"] = pickle.dumps({b"data": payload, b"labels": [0]})
-    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+    batches["data_batch_1.bin"] = batches["data_batch_1.bin"][:-10]  # truncated
+    with pytest.raises(ValueError, match=r"data_batch_1\.bin has 6136 bytes.*3073-byte"):
         ds.load_cifar10(root=cifar_root(batches))
-    assert not marker.exists()
 
 
-def test_cifar_batch_of_the_wrong_shape_is_rejected(cifar_root):
+def test_cifar_label_outside_0_to_9_is_rejected(cifar_root):
     batches = tiny_cifar_batches()
-    batches["data_batch_1"] = pickle_batch(np.zeros((2, 100), np.uint8), [0, 1])
-    with pytest.raises(ValueError, match="data_batch_1"):
+    batches["test_batch.bin"] = cifar_records(np.zeros((1, 3072)), [12])
+    with pytest.raises(ValueError, match="test_batch.bin has label 12"):
+        ds.load_cifar10(root=cifar_root(batches))
+
+
+def test_missing_cifar_batch_is_named(cifar_root):
+    batches = tiny_cifar_batches()
+    del batches["data_batch_4.bin"]
+    with pytest.raises(ValueError, match="missing file cifar-10-batches-bin/data_batch_4.bin"):
         ds.load_cifar10(root=cifar_root(batches))
 
 
@@ -494,22 +478,22 @@ def test_load_cifar10_downloads_from_a_file_url(tmp_path, monkeypatch):
     blob = cifar_tarball(tiny_cifar_batches())
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    (mirror / "cifar-10-python.tar.gz").write_bytes(blob)
-    monkeypatch.setattr(ds, "CIFAR10_FILES", {"cifar-10-python.tar.gz": md5(blob)})
+    (mirror / "cifar-10-binary.tar.gz").write_bytes(blob)
+    monkeypatch.setattr(ds, "CIFAR10_FILES", {"cifar-10-binary.tar.gz": md5(blob)})
     monkeypatch.setattr(ds, "CIFAR10_MIRRORS", [mirror.as_uri() + "/"])
     split = ds.load_cifar10(root=tmp_path / "root", download=True)
     assert split.X_train.shape == (10, 3, 32, 32)
-    assert os.listdir(tmp_path / "root" / "cifar10") == ["cifar-10-python.tar.gz"]
+    assert os.listdir(tmp_path / "root" / "cifar10") == ["cifar-10-binary.tar.gz"]
 
 
 def test_cifar_checksum_mismatch_names_the_file(cifar_root, monkeypatch):
     root = cifar_root(tiny_cifar_batches())
-    monkeypatch.setattr(ds, "CIFAR10_FILES", {"cifar-10-python.tar.gz": "0" * 32})
-    with pytest.raises(ds.ChecksumError, match="cifar-10-python.tar.gz.*expected 0{32}"):
+    monkeypatch.setattr(ds, "CIFAR10_FILES", {"cifar-10-binary.tar.gz": "0" * 32})
+    with pytest.raises(ds.ChecksumError, match="cifar-10-binary.tar.gz.*expected 0{32}"):
         ds.load_cifar10(root=root)
 
 
 def test_official_checksum_table_is_complete():
     assert set(ds.MNIST_FILES) == {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                    "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}
-    assert ds.CIFAR10_FILES == {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"}
+    assert ds.CIFAR10_FILES == {"cifar-10-binary.tar.gz": "c32a1d4ab5d03f1284b67883e8d87530"}

@@ -13,7 +13,7 @@ Offline (no network, ever):
 Download only when asked (``download=True``), cached and checksum-verified:
 
 - ``load_mnist``       the full 70,000 MNIST digits (IDX files)
-- ``load_cifar10``     CIFAR-10 (the python-version tarball)
+- ``load_cifar10``     CIFAR-10 (the binary-version tarball: fixed-size records, no pickle)
 
 Every split is a seeded, stratified ``Split(X_train, y_train, X_test, y_test)``: the same
 seed always gives identical arrays.
@@ -26,7 +26,6 @@ import hashlib
 import importlib
 import importlib.util
 import os
-import pickle
 import shutil
 import sys
 import tarfile
@@ -237,7 +236,7 @@ MNIST_FILES = {
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 CIFAR10_MIRRORS = ["https://www.cs.toronto.edu/~kriz/"]
-CIFAR10_FILES = {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"}
+CIFAR10_FILES = {"cifar-10-binary.tar.gz": "c32a1d4ab5d03f1284b67883e8d87530"}
 
 
 class ChecksumError(ValueError):
@@ -379,33 +378,11 @@ def load_mnist(root=None, download: bool = False, flatten: bool = True) -> Split
     return Split(*part("train"), *part("t10k"))
 
 
-# The only globals a CIFAR-10 batch needs: numpy's own array-unpickling helpers.
-# _reconstruct is fetched from a live array because numpy moved its module (core -> _core).
-_NUMPY_RECONSTRUCT = np.empty(0).__reduce__()[0]
-_SAFE_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _NUMPY_RECONSTRUCT,   # numpy 1.x pickles
-    ("numpy._core.multiarray", "_reconstruct"): _NUMPY_RECONSTRUCT,  # numpy 2.x pickles
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles dicts, lists, bytes, numbers and numpy arrays, and nothing that runs code.
-
-    A pickle can name any importable callable (``os.system``...) and have it called; every
-    such name goes through ``find_class``, which here allows only numpy's array rebuilders.
-    """
-
-    def find_class(self, module, name):
-        try:
-            return _SAFE_GLOBALS[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refusing to load global {module}.{name}: a CIFAR-10 "
-                                         f"batch only needs numpy arrays") from None
+CIFAR10_RECORD_BYTES = 1 + 3 * 32 * 32  # a label byte, then 1024 red, green, blue bytes
 
 
 def _read_cifar_batch(tar: tarfile.TarFile, member: str, source: str):
+    """One ``.bin`` batch of the binary distribution: fixed-size records, read with numpy."""
     try:
         f = tar.extractfile(member)
     except KeyError:
@@ -413,16 +390,17 @@ def _read_cifar_batch(tar: tarfile.TarFile, member: str, source: str):
     if f is None:
         raise ValueError(f"{source}: missing file {member}")
     with f:
-        batch = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-    data = batch.get(b"data") if isinstance(batch, dict) else None
-    labels = np.asarray(batch.get(b"labels") if isinstance(batch, dict) else None)
-    if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
-            or data.shape[1] != 3072 or labels.shape != (len(data),)):
-        raise ValueError(f"{source}: {member} is not a CIFAR-10 batch (need b'data' uint8 "
-                         f"(N, 3072) and N b'labels')")
-    # Rows are 1024 red, 1024 green, 1024 blue values, each 32x32 row-major: NCHW as is.
-    X = data.reshape(-1, 3, 32, 32).astype(np.float32) / np.float32(255)
-    return X, labels.astype(np.int64)
+        raw = np.frombuffer(f.read(), dtype=np.uint8)
+    if raw.size == 0 or raw.size % CIFAR10_RECORD_BYTES:
+        raise ValueError(f"{source}: {member} has {raw.size} bytes, not a whole number of "
+                         f"{CIFAR10_RECORD_BYTES}-byte CIFAR-10 records")
+    records = raw.reshape(-1, CIFAR10_RECORD_BYTES)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise ValueError(f"{source}: {member} has label {labels.max()}; CIFAR-10 labels are 0..9")
+    # Each image is 1024 red, 1024 green, 1024 blue values, each 32x32 row-major: NCHW as is.
+    X = records[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / np.float32(255)
+    return X, labels
 
 
 def load_cifar10(root=None, download: bool = False) -> Split:
@@ -432,17 +410,16 @@ def load_cifar10(root=None, download: bool = False) -> Split:
     fetched unless ``download=True``, and its MD5 is checked after download and on each load.
     Batches are read straight from the tarball (nothing is extracted to disk).
 
-    Safety: the batches are Python pickles, and unpickling can run arbitrary code. They
-    are loaded with an unpickler that refuses every global except numpy's array
-    reconstruction helpers (``numpy.core.multiarray._reconstruct``, ``numpy.ndarray``,
-    ``numpy.dtype``), so a tampered batch raises ``pickle.UnpicklingError`` instead.
+    The binary distribution is used, not the python one: its batches are plain records
+    (one label byte, then 3,072 pixel bytes), so loading reads bytes and never unpickles,
+    which could run code.
 
     Returns X float32 in [0, 1] of shape (N, 3, 32, 32) and int64 labels 0..9.
     """
     (name, path), = _fetch("cifar10", CIFAR10_FILES, CIFAR10_MIRRORS, root, download).items()
     with tarfile.open(path, "r:*") as tar:
-        train = [_read_cifar_batch(tar, f"cifar-10-batches-py/data_batch_{i}", name)
+        train = [_read_cifar_batch(tar, f"cifar-10-batches-bin/data_batch_{i}.bin", name)
                  for i in range(1, 6)]
-        X_test, y_test = _read_cifar_batch(tar, "cifar-10-batches-py/test_batch", name)
+        X_test, y_test = _read_cifar_batch(tar, "cifar-10-batches-bin/test_batch.bin", name)
     return Split(np.concatenate([X for X, _ in train]), np.concatenate([y for _, y in train]),
                  X_test, y_test)

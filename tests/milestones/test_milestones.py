@@ -16,7 +16,6 @@ The command-line tests run each script with ``--quick`` from the repository root
 import hashlib
 import io
 import itertools
-import pickle
 import subprocess
 import sys
 import tarfile
@@ -194,30 +193,28 @@ def test_compare_with_mlp_rejects_results_from_different_splits():
 # ----------------------------------------------------------------------------- CIFAR-10, offline
 
 def cifar_batch(rng, n: int) -> bytes:
-    """A batch as CIFAR-10 ships it: a pickled dict with b'data' uint8 (n, 3072), b'labels'."""
-    batch = {b"batch_label": b"tiny",
-             b"labels": [int(v) for v in rng.integers(0, 10, n)],
-             b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-             b"filenames": [b"%d.png" % i for i in range(n)]}
-    return pickle.dumps(batch, protocol=3)
+    """A batch as CIFAR-10's binary version ships it: per image a label byte, 3,072 pixels."""
+    labels = rng.integers(0, 10, (n, 1), dtype=np.uint8)
+    pixels = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    return np.concatenate([labels, pixels], axis=1).tobytes()
 
 
 @pytest.fixture
 def tiny_cifar_root(tmp_path, monkeypatch):
-    """A 2-images-per-batch cifar-10-python.tar.gz under ``tmp_path/cifar10``, checksum patched."""
+    """A 2-images-per-batch cifar-10-binary.tar.gz under ``tmp_path/cifar10``, checksum patched."""
     rng = np.random.default_rng(0)
-    members = {f"data_batch_{i}": cifar_batch(rng, 2) for i in range(1, 6)}
-    members["test_batch"] = cifar_batch(rng, 3)
+    members = {f"data_batch_{i}.bin": cifar_batch(rng, 2) for i in range(1, 6)}
+    members["test_batch.bin"] = cifar_batch(rng, 3)
     blob = io.BytesIO()
     with tarfile.open(fileobj=blob, mode="w:gz") as tar:
         for name, data in members.items():
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     (tmp_path / "cifar10").mkdir()
-    (tmp_path / "cifar10" / "cifar-10-python.tar.gz").write_bytes(blob.getvalue())
+    (tmp_path / "cifar10" / "cifar-10-binary.tar.gz").write_bytes(blob.getvalue())
     monkeypatch.setattr(ds, "CIFAR10_FILES",
-                        {"cifar-10-python.tar.gz": hashlib.md5(blob.getvalue()).hexdigest()})
+                        {"cifar-10-binary.tar.gz": hashlib.md5(blob.getvalue()).hexdigest()})
     return tmp_path
 
 
