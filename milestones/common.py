@@ -32,6 +32,15 @@ def _identity(X: np.ndarray) -> np.ndarray:
     return X
 
 
+def pick_config(configs: dict, dataset: str, epochs: int | None, quick: bool) -> tuple:
+    """``(configs[dataset], epochs)``: the epochs default to the config's (``quick_epochs``
+    in quick mode); an unknown dataset raises naming the valid ones."""
+    if dataset not in configs:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(configs)}")
+    config = configs[dataset]
+    return config, (epochs if epochs is not None else config["quick_epochs" if quick else "epochs"])
+
+
 @dataclass
 class MilestoneResult:
     """One trained model and how it scored on the held-out test split.

@@ -25,8 +25,8 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # milestones/, for
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinytorch as tt  # noqa: E402
-from common import (MilestoneResult, binary_targets, milestone_parser, report,  # noqa: E402
-                    timed, train_classifier)
+from common import (MilestoneResult, binary_targets, milestone_parser, pick_config,  # noqa: E402
+                    report, timed, train_classifier)
 
 NAME = "Milestone 01 · Perceptron (1958)"
 
@@ -58,10 +58,7 @@ def train_perceptron(dataset: str = "blobs", epochs: int | None = None, quick: b
     ``epochs`` defaults to the dataset's setting in ``CONFIGS`` (fewer with ``quick``).
     ``seed`` fixes the data split, the initial weights and the batch order.
     """
-    if dataset not in CONFIGS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(CONFIGS)}")
-    config = CONFIGS[dataset]
-    epochs = epochs if epochs is not None else config["quick_epochs" if quick else "epochs"]
+    config, epochs = pick_config(CONFIGS, dataset, epochs, quick)
     split = load_data(dataset, seed)
 
     tt.manual_seed(seed)

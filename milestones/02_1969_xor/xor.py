@@ -34,8 +34,8 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # milestones/, for
 
 import tinytorch as tt  # noqa: E402
 from tinytorch.datasets import Split  # noqa: E402
-from common import (MilestoneResult, binary_targets, milestone_parser, report,  # noqa: E402
-                    timed, train_classifier)
+from common import (MilestoneResult, binary_targets, milestone_parser, pick_config,  # noqa: E402
+                    report, timed, train_classifier)
 
 NAMES = {"single": "Milestone 02 · XOR (1969): one layer",
          "mlp": "Milestone 02 · XOR (1969): two layers"}
@@ -79,10 +79,7 @@ def train_xor(model: str = "mlp", dataset: str = "points", epochs: int | None = 
     The single layer's result has ``at_most=True``: it passes when no epoch exceeded 75 %.
     ``seed`` fixes the cloud's noise and split, the initial weights and the batch order.
     """
-    if dataset not in CONFIGS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(CONFIGS)}")
-    config = CONFIGS[dataset]
-    epochs = epochs if epochs is not None else config["quick_epochs" if quick else "epochs"]
+    config, epochs = pick_config(CONFIGS, dataset, epochs, quick)
     split = load_data(dataset, seed)
 
     tt.manual_seed(seed)

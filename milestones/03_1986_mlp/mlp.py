@@ -30,8 +30,8 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # milestones/, for
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinytorch as tt  # noqa: E402
-from common import (MilestoneResult, milestone_parser, report, standardizer,  # noqa: E402
-                    timed, train_classifier)
+from common import (MilestoneResult, milestone_parser, pick_config, report,  # noqa: E402
+                    standardizer, timed, train_classifier)
 
 NAME = "Milestone 03 · MLP (1986)"
 
@@ -73,10 +73,7 @@ def train_mlp(dataset: str = "digits", epochs: int | None = None, quick: bool = 
     ``quick`` trains fewer epochs and checks the lower quick target. ``seed`` fixes the data
     split, the initial weights, the dropout masks and the batch order.
     """
-    if dataset not in CONFIGS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(CONFIGS)}")
-    config = CONFIGS[dataset]
-    epochs = epochs if epochs is not None else config["quick_epochs" if quick else "epochs"]
+    config, epochs = pick_config(CONFIGS, dataset, epochs, quick)
     split = load_data(dataset, seed)
     prepare = standardizer(split.X_train, per_feature=True)
 

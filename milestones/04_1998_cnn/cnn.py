@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 
 import tinytorch as tt  # noqa: E402
 from tinytorch.datasets import Split  # noqa: E402
-from common import (MilestoneResult, load_sibling, milestone_parser, report,  # noqa: E402
-                    standardizer, timed, train_classifier)
+from common import (MilestoneResult, load_sibling, milestone_parser, pick_config,  # noqa: E402
+                    report, standardizer, timed, train_classifier)
 
 NAME = "Milestone 04 · CNN (1998)"
 MNIST_MARGIN = 0.03  # the CNN must beat the Milestone 03 MLP by this much on MNIST 5k
@@ -125,10 +125,7 @@ def train_cnn(dataset: str = "mnist5k", epochs: int | None = None, quick: bool =
     lower quick target. ``seed`` fixes the data split, the initial weights, the dropout masks
     and the batch order. ``data_root`` and ``download`` are passed to the CIFAR-10 loader.
     """
-    if dataset not in CONFIGS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(CONFIGS)}")
-    config = CONFIGS[dataset]
-    epochs = epochs if epochs is not None else config["quick_epochs" if quick else "epochs"]
+    config, epochs = pick_config(CONFIGS, dataset, epochs, quick)
     split = load_data(dataset, seed, data_root, download)
     if quick and "quick_train_size" in config:
         split = Split(split.X_train[:config["quick_train_size"]],
