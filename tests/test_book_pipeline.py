@@ -29,7 +29,7 @@ FIRST_CELL = """\
 try:
     import tinytorch
 except ImportError:  # Colab / Binder without the package
-    %pip install -q "tinytorch @ git+https://github.com/tinytorch-course/tinytorch"
+    %pip install -q "tinytorch[course] @ git+https://github.com/tinytorch-course/tinytorch"
 ```
 """
 
@@ -83,7 +83,7 @@ def test_converted_notebook_keeps_the_page_cells_in_order(tmp_path):
 def test_first_cell_convention_survives_conversion(tmp_path):
     page = write_page(tmp_path, "book/p.md", FIRST_CELL)
     cell = code_cells(book_pages.convert_page(page, tmp_path))[1]
-    assert '    %pip install -q "tinytorch @ git+' in cell.source
+    assert '    %pip install -q "tinytorch[course] @ git+' in cell.source
     assert cell.metadata["tags"] == ["remove-input"]
 
 

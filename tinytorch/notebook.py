@@ -27,7 +27,7 @@ site just does not show it)::
     try:
         import tinytorch
     except ImportError:  # Colab / Binder without the package
-        %pip install -q "tinytorch @ git+https://github.com/tinytorch-course/tinytorch"
+        %pip install -q "tinytorch[course] @ git+https://github.com/tinytorch-course/tinytorch"
     ```
 
 Under the site build and pytest/nbmake the package is installed, so the ``%pip`` line (an
