@@ -143,6 +143,27 @@ def train_classifier(model, optimizer, loss_fn, train: tuple, test: tuple, *, ep
     return trainer, trainer.history["eval_accuracy"][-1]  # evaluated after the last epoch
 
 
+def adam_with_cosine(model, lr: float, epochs: int) -> tuple:
+    """``(Adam, CosineSchedule from lr down to lr/20 over epochs)``: the MLP's and CNN's recipe."""
+    optimizer = tt.Adam(model.parameters(), lr=lr)
+    return optimizer, tt.CosineSchedule(max_lr=lr, min_lr=lr / 20, total_epochs=epochs)
+
+
+def train_and_report(name: str, dataset: str, model, optimizer, loss_fn, split: Split,
+                     train: tuple, test: tuple, *, threshold, epochs: int, batch_size: int,
+                     seed: int, verbose: bool, scheduler=None,
+                     prepare: Callable[[np.ndarray], np.ndarray] = _identity,
+                     at_most: bool = False) -> "MilestoneResult":
+    """Train with :func:`train_classifier`, timed, and package the run as a MilestoneResult."""
+    (trainer, accuracy), seconds = timed(
+        train_classifier, model, optimizer, loss_fn, train, test, epochs=epochs,
+        batch_size=batch_size, seed=seed, verbose=verbose, scheduler=scheduler)
+    return MilestoneResult(name=name, dataset=dataset, model=model, history=trainer.history,
+                           test_accuracy=accuracy, threshold=threshold, epochs=epochs,
+                           seconds=seconds, split=split, trainer=trainer, prepare=prepare,
+                           seed=seed, at_most=at_most)
+
+
 def timed(function, *args, **kwargs):
     """``(function(*args, **kwargs), seconds it took)``."""
     start = time.perf_counter()

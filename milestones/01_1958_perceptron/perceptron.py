@@ -26,7 +26,7 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # milestones/, for
 
 import tinytorch as tt  # noqa: E402
 from common import (MilestoneResult, binary_targets, milestone_parser, pick_config,  # noqa: E402
-                    report, timed, train_classifier)
+                    report, train_and_report)
 
 NAME = "Milestone 01 · Perceptron (1958)"
 
@@ -64,14 +64,12 @@ def train_perceptron(dataset: str = "blobs", epochs: int | None = None, quick: b
     tt.manual_seed(seed)
     model = build_perceptron(split.X_train.shape[1])
     optimizer = tt.SGD(model.parameters(), lr=config["lr"])
-    (trainer, accuracy), seconds = timed(
-        train_classifier, model, optimizer, tt.BCELoss(),
+    return train_and_report(
+        NAME, dataset, model, optimizer, tt.BCELoss(), split,
         (split.X_train, binary_targets(split.y_train)),
         (split.X_test, binary_targets(split.y_test)),
-        epochs=epochs, batch_size=config["batch_size"], seed=seed, verbose=verbose)
-    return MilestoneResult(name=NAME, dataset=dataset, model=model, history=trainer.history,
-                           test_accuracy=accuracy, threshold=config["threshold"],
-                           epochs=epochs, seconds=seconds, split=split, trainer=trainer, seed=seed)
+        threshold=config["threshold"], epochs=epochs, batch_size=config["batch_size"],
+        seed=seed, verbose=verbose)
 
 
 def main(argv=None) -> int:

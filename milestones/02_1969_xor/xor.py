@@ -35,7 +35,7 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # milestones/, for
 import tinytorch as tt  # noqa: E402
 from tinytorch.datasets import Split  # noqa: E402
 from common import (MilestoneResult, binary_targets, milestone_parser, pick_config,  # noqa: E402
-                    report, timed, train_classifier)
+                    report, train_and_report)
 
 NAMES = {"single": "Milestone 02 · XOR (1969): one layer",
          "mlp": "Milestone 02 · XOR (1969): two layers"}
@@ -85,17 +85,14 @@ def train_xor(model: str = "mlp", dataset: str = "points", epochs: int | None = 
     tt.manual_seed(seed)
     network = build_model(model)
     optimizer = tt.SGD(network.parameters(), lr=config["lr"], momentum=0.9)
-    (trainer, accuracy), seconds = timed(
-        train_classifier, network, optimizer, tt.BCELoss(),
+    single = model == "single"
+    return train_and_report(
+        NAMES[model], dataset, network, optimizer, tt.BCELoss(), split,
         (split.X_train, binary_targets(split.y_train)),
         (split.X_test, binary_targets(split.y_test)),
-        epochs=epochs, batch_size=config["batch_size"], seed=seed, verbose=verbose)
-    single = model == "single"
-    return MilestoneResult(
-        name=NAMES[model], dataset=dataset, model=network, history=trainer.history,
-        test_accuracy=accuracy,
         threshold=config["single_at_most"] if single else config["mlp_threshold"],
-        at_most=single, epochs=epochs, seconds=seconds, split=split, trainer=trainer, seed=seed)
+        at_most=single, epochs=epochs, batch_size=config["batch_size"], seed=seed,
+        verbose=verbose)
 
 
 def main(argv=None) -> int:

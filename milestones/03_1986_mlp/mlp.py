@@ -30,8 +30,8 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # milestones/, for
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinytorch as tt  # noqa: E402
-from common import (MilestoneResult, milestone_parser, pick_config, report,  # noqa: E402
-                    standardizer, timed, train_classifier)
+from common import (MilestoneResult, adam_with_cosine, milestone_parser,  # noqa: E402
+                    pick_config, report, standardizer, train_and_report)
 
 NAME = "Milestone 03 · MLP (1986)"
 
@@ -79,19 +79,13 @@ def train_mlp(dataset: str = "digits", epochs: int | None = None, quick: bool = 
 
     tt.manual_seed(seed)
     model = build_mlp([split.X_train.shape[1], *config["hidden"], 10], config["dropout"])
-    optimizer = tt.Adam(model.parameters(), lr=config["lr"])
-    schedule = tt.CosineSchedule(max_lr=config["lr"], min_lr=config["lr"] / 20,
-                                 total_epochs=epochs)
-    (trainer, accuracy), seconds = timed(
-        train_classifier, model, optimizer, tt.CrossEntropyLoss(),
+    optimizer, schedule = adam_with_cosine(model, config["lr"], epochs)
+    return train_and_report(
+        NAME, dataset, model, optimizer, tt.CrossEntropyLoss(), split,
         (prepare(split.X_train), split.y_train), (prepare(split.X_test), split.y_test),
-        epochs=epochs, batch_size=config["batch_size"], seed=seed, verbose=verbose,
-        scheduler=schedule)
-    return MilestoneResult(name=NAME, dataset=dataset, model=model, history=trainer.history,
-                           test_accuracy=accuracy,
-                           threshold=config["quick_threshold" if quick else "threshold"],
-                           epochs=epochs, seconds=seconds, split=split, trainer=trainer,
-                           prepare=prepare, seed=seed)
+        threshold=config["quick_threshold" if quick else "threshold"], epochs=epochs,
+        batch_size=config["batch_size"], seed=seed, verbose=verbose, scheduler=schedule,
+        prepare=prepare)
 
 
 def main(argv=None) -> int:

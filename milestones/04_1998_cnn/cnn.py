@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 
 import tinytorch as tt  # noqa: E402
 from tinytorch.datasets import Split  # noqa: E402
-from common import (MilestoneResult, load_sibling, milestone_parser, pick_config,  # noqa: E402
-                    report, standardizer, timed, train_classifier)
+from common import (MilestoneResult, adam_with_cosine, load_sibling,  # noqa: E402
+                    milestone_parser, pick_config, report, standardizer, train_and_report)
 
 NAME = "Milestone 04 · CNN (1998)"
 MNIST_MARGIN = 0.03  # the CNN must beat the Milestone 03 MLP by this much on MNIST 5k
@@ -142,19 +142,13 @@ def train_cnn(dataset: str = "mnist5k", epochs: int | None = None, quick: bool =
     model = build_lenet(in_channels, image_size, config["channels"], config["kernels"],
                         config["paddings"], config["pool_stride"], config["hidden"],
                         config["dropout"])
-    optimizer = tt.Adam(model.parameters(), lr=config["lr"])
-    schedule = tt.CosineSchedule(max_lr=config["lr"], min_lr=config["lr"] / 20,
-                                 total_epochs=epochs)
-    (trainer, accuracy), seconds = timed(
-        train_classifier, model, optimizer, tt.CrossEntropyLoss(),
+    optimizer, schedule = adam_with_cosine(model, config["lr"], epochs)
+    return train_and_report(
+        NAME, dataset, model, optimizer, tt.CrossEntropyLoss(), split,
         (prepare(X_train), y_train), (prepare(split.X_test), split.y_test),
-        epochs=epochs, batch_size=config["batch_size"], seed=seed, verbose=verbose,
-        scheduler=schedule)
-    return MilestoneResult(name=NAME, dataset=dataset, model=model, history=trainer.history,
-                           test_accuracy=accuracy,
-                           threshold=config["quick_threshold" if quick else "threshold"],
-                           epochs=epochs, seconds=seconds, split=split, trainer=trainer,
-                           prepare=prepare, seed=seed)
+        threshold=config["quick_threshold" if quick else "threshold"], epochs=epochs,
+        batch_size=config["batch_size"], seed=seed, verbose=verbose, scheduler=schedule,
+        prepare=prepare)
 
 
 def train_mlp_baseline(seed: int = 0, verbose: bool = True) -> MilestoneResult:
