@@ -1,33 +1,93 @@
-"""Root pytest configuration: every notebook page of the book is a test.
+"""Root pytest configuration: book pages are tests, and every chapter has a marker.
 
-pytest collects ``book/`` (see ``testpaths`` in pyproject.toml). Each Markdown page the site
-build executes (a MyST notebook) is converted to ``.nbmake/<same path>.ipynb`` and run by
-nbmake, with a 300 s per-cell timeout (``--nbmake-timeout``). A cell that raises fails the
-test. Run one page with ``python -m pytest book/chapters/08_training.md``.
+Book pages. pytest collects ``book/`` (see ``testpaths`` in pyproject.toml). Each Markdown
+page the site build executes (a MyST notebook) is converted to ``.nbmake/<same path>.ipynb``
+and run by nbmake, with a 300 s per-cell timeout (``--nbmake-timeout``). A cell that raises
+fails the test. Run one page with ``python -m pytest book/chapters/08_training.md``. The
+notebook toolchain (nbmake, jupytext, myst-nb) is imported only when a page is collected, so
+``python -m pytest tests`` runs without it.
+
+Chapter markers. ``python -m pytest -m ch08`` runs chapter 08 alone: the test files that
+``tools/curriculum.py`` lists for it (``CHAPTERS["08"].tests``) and every page beside its
+``.page`` whose file name starts with its number (``book/chapters/08_*.md``). Tests that
+belong to no chapter (milestones, tooling) carry no chapter marker.
 """
+from __future__ import annotations
+
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
-from nbmake.pytest_items import NotebookItem
 
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools import book_pages  # noqa: E402
+from tools.curriculum import CHAPTERS, Chapter  # noqa: E402  (stdlib only: no toolchain)
+
+TOOLCHAIN_HINT = ("collecting a book page needs the notebook toolchain (nbmake, jupytext, "
+                  "myst-nb): `.venv/bin/pip install -r requirements.txt`; "
+                  "`python -m pytest tests` runs the package's tests without it")
+
+
+def _book_pages():
+    """``tools.book_pages``, imported on first use: it needs jupytext and myst-nb."""
+    try:
+        from tools import book_pages
+    except ImportError as error:
+        raise ImportError(f"{TOOLCHAIN_HINT} ({error})") from error
+    return book_pages
 
 
 class BookPage(pytest.File):
     """A MyST notebook page, executed through its converted .ipynb by nbmake."""
 
     def collect(self):
-        notebook = book_pages.convert_page(self.path, ROOT)
+        try:
+            from nbmake.pytest_items import NotebookItem
+        except ImportError as error:
+            raise ImportError(f"{TOOLCHAIN_HINT} ({error})") from error
+        notebook = _book_pages().convert_page(self.path, ROOT)
         yield NotebookItem.from_parent(self, filename=str(notebook))
 
 
 def pytest_collect_file(file_path: Path, parent):
-    book = ROOT / "book"
-    if book in file_path.parents and book_pages.is_notebook_page(file_path):
-        return BookPage.from_parent(parent, path=file_path)
+    if file_path.suffix == ".md" and ROOT / "book" in file_path.parents:
+        if _book_pages().is_notebook_page(file_path):
+            return BookPage.from_parent(parent, path=file_path)
     return None
+
+
+def chapter_marker(chapter: Chapter) -> str:
+    return f"ch{chapter.number}"
+
+
+def chapter_of(path: Path) -> Chapter | None:
+    """The chapter that ``path`` (a test file or a book page) belongs to, if any."""
+    try:
+        relative = PurePosixPath(Path(path).resolve().relative_to(ROOT).as_posix())
+    except ValueError:  # outside the repository (pytester, tmp_path)
+        return None
+    for chapter in CHAPTERS.values():
+        page = PurePosixPath(chapter.page)
+        if str(relative) in chapter.tests or (
+                relative.suffix == ".md" and relative.parent == page.parent
+                and relative.name.startswith(f"{chapter.number}_")):
+            return chapter
+    return None
+
+
+def pytest_configure(config):
+    for chapter in CHAPTERS.values():
+        pages = f"{PurePosixPath(chapter.page).parent}/{chapter.number}_*.md"
+        config.addinivalue_line("markers", f"{chapter_marker(chapter)}: chapter {chapter.title}: "
+                                           f"{', '.join(chapter.tests)} and {pages}")
+
+
+def pytest_collection_modifyitems(config, items):
+    chapters: dict[Path, Chapter | None] = {}  # one lookup per file, not per test
+    for item in items:
+        if item.path not in chapters:
+            chapters[item.path] = chapter_of(item.path)
+        if chapters[item.path] is not None:
+            item.add_marker(chapter_marker(chapters[item.path]))

@@ -122,12 +122,14 @@ def test_notebook_module_does_not_import_ipython():
 
 
 def test_glue_publishes_python_numbers_for_numpy_scalars(monkeypatch):
-    import myst_nb
     import numpy as np
+
     from tinytorch.notebook import glue
 
+    myst_nb = pytest.importorskip("myst_nb")
     published = {}
-    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: published.update({name: value}))
+    monkeypatch.setattr(myst_nb, "glue",
+                        lambda name, value, display: published.update({name: value}))
     assert glue("test_value", np.float32(0.25)) is None
     assert type(published["test_value"]) is float and published["test_value"] == 0.25
 
