@@ -46,7 +46,7 @@ def _stubs(path: str, *qualnames: str) -> tuple[str, ...]:
     return tuple(f"{path}:{name}" for name in qualnames)
 
 
-_TENSOR_PY = "tinytorch/core/tensor.py"
+_TENSOR_PY, _AUTOGRAD_PY = "tinytorch/core/tensor.py", "tinytorch/core/autograd.py"
 _MODULE_PY, _LAYERS_PY = "tinytorch/core/module.py", "tinytorch/core/layers.py"
 _DATASET_PY, _DATALOADER_PY = "tinytorch/data/dataset.py", "tinytorch/data/dataloader.py"
 _OPTIMIZER_PY, _SGD_PY, _ADAM_PY = ("tinytorch/optim/optimizer.py", "tinytorch/optim/sgd.py",
@@ -85,9 +85,11 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
                      "DataLoader.__iter__", "DataLoader._batches", "DataLoader._fetch"),
             tests=("tests/data/test_dataloader.py",)),
     Chapter("06", "Autograd", "book/chapters/06_autograd.md",
-            modules=(_TENSOR_PY,),
-            stubs=_stubs(_TENSOR_PY, "make_op", "_unbroadcast", "Tensor.backward",
-                         "Tensor._topological_order"),
+            modules=(_AUTOGRAD_PY, _TENSOR_PY),
+            stubs=_stubs(_AUTOGRAD_PY, "make_op", "_unbroadcast", "backward",
+                         "topological_order")
+            + _stubs(_TENSOR_PY, "_sum_backward", "_max_backward", "_matmul_backward",
+                     "_getitem_backward"),
             tests=("tests/core/test_autograd.py",)),
     Chapter("07", "Optimizers", "book/chapters/07_optimizers.md",
             modules=(_OPTIMIZER_PY, _SGD_PY, _ADAM_PY),

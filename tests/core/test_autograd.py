@@ -170,3 +170,76 @@ def test_gradcheck_catches_a_wrong_backward_rule():
         return tt.make_op(t.data ** 2, (t,), lambda g: (g * t.data,), "bad-square")  # should be 2x
     with pytest.raises(AssertionError, match="differs from finite differences"):
         tt.gradcheck(wrong_square, np.array([1.0, 2.0]))
+
+
+# ------------------------------------------------------------------ observer hook
+def _record(fn):
+    events = []
+    with tt.observe(events.append):
+        fn()
+    return events
+
+
+def test_observer_sees_each_recorded_op_then_each_backward_rule_in_reverse():
+    x = tt.Tensor(np.ones((2, 3)), requires_grad=True)
+
+    def step():
+        y = (x * 2.0).sum()
+        y.backward()
+
+    events = _record(step)
+    assert [(e.phase, e.op) for e in events] == [
+        ("forward", "*"), ("forward", "sum"), ("backward", "sum"), ("backward", "*")]
+    multiply = events[0]
+    assert multiply.shape == (2, 3) and multiply.nbytes == 2 * 3 * 8
+    assert all(e.seconds >= 0 for e in events)
+
+
+def test_observer_sees_operations_under_no_grad_too():
+    x = tt.Tensor(np.ones(4))
+    with tt.no_grad():
+        events = _record(lambda: x.exp())
+    assert [(e.phase, e.op) for e in events] == [("forward", "exp")]
+
+
+def test_observer_is_removed_when_the_block_exits_even_on_error():
+    events = []
+    with pytest.raises(ZeroDivisionError):
+        with tt.observe(events.append):
+            1 / 0
+    tt.Tensor(np.ones(2)).exp()
+    assert events == []
+
+
+def test_inner_observer_replaces_the_outer_one_until_it_exits():
+    outer, inner = [], []
+    x = tt.Tensor(np.ones(2))
+    with tt.observe(outer.append):
+        with tt.observe(inner.append):
+            x.exp()
+        x.log()
+    assert [e.op for e in inner] == ["exp"] and [e.op for e in outer] == ["log"]
+
+
+def test_observe_refuses_a_non_callable():
+    with pytest.raises(TypeError, match="callable"):
+        with tt.observe("not a function"):
+            pass
+
+
+def test_var_matches_finite_differences():
+    x = np.random.default_rng(1).standard_normal((3, 4))
+    assert tt.gradcheck(lambda t: t.var(dim=1), x)
+    assert tt.gradcheck(lambda t: t.var(dim=(0, 1), correction=0), x)
+
+
+def test_gradient_of_x_to_the_zero_is_zero_even_at_zero():
+    x = tt.Tensor(np.array([0.0, 2.0]), requires_grad=True)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0])
+
+
+def test_permute_and_transpose_match_finite_differences():
+    x = np.random.default_rng(2).standard_normal((2, 3, 4))
+    assert tt.gradcheck(lambda t: t.permute(2, 0, 1) * np.arange(24.0).reshape(4, 2, 3), x)
+    assert tt.gradcheck(lambda t: t.transpose(0, 2) * np.arange(24.0).reshape(4, 3, 2), x)

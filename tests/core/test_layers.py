@@ -277,3 +277,47 @@ def test_load_state_dict_with_a_wrong_shape_names_the_key_and_changes_nothing():
         model.load_state_dict(state)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
+
+
+# ------------------------------------------------------------------ forward hooks
+def test_forward_pre_hook_sees_the_input_and_can_replace_it():
+    layer = tt.Linear(3, 2)
+    seen = []
+
+    def double_input(module, args):
+        seen.append((module, args[0].shape))
+        return (args[0] * 2.0,)
+
+    x = tt.Tensor(np.ones((4, 3), dtype=np.float32))
+    plain = layer(x).data.copy()
+    layer.register_forward_pre_hook(double_input)
+    hooked = layer(x).data
+    assert seen == [(layer, (4, 3))]
+    np.testing.assert_allclose(hooked - layer.bias.data, 2 * (plain - layer.bias.data), rtol=1e-6)
+
+
+def test_forward_hook_can_replace_the_output_and_remove_restores_it():
+    layer = tt.Linear(3, 2)
+    x = tt.Tensor(np.ones((1, 3), dtype=np.float32))
+    before = layer(x).data.copy()
+    handle = layer.register_forward_hook(lambda module, args, out: out * 0.0)
+    assert np.all(layer(x).data == 0)
+    handle.remove()
+    handle.remove()  # removing twice is harmless
+    np.testing.assert_array_equal(layer(x).data, before)
+
+
+def test_hooks_run_in_registration_order_and_do_not_leak_into_parameters():
+    layer = tt.Linear(2, 2)
+    order = []
+    layer.register_forward_hook(lambda m, a, o: order.append("first"))
+    layer.register_forward_hook(lambda m, a, o: order.append("second"))
+    layer(tt.Tensor(np.ones((1, 2), dtype=np.float32)))
+    assert order == ["first", "second"]
+    assert list(layer.state_dict()) == ["weight", "bias"]
+    assert tt.Linear(2, 2)._forward_hooks == {}  # another instance has none
+
+
+def test_a_hook_must_be_callable():
+    with pytest.raises(TypeError, match="callable"):
+        tt.Linear(2, 2).register_forward_hook(42)

@@ -110,3 +110,44 @@ def test_indexing_returns_the_selected_values():
 @given(st.lists(st.floats(-1e3, 1e3, width=32), min_size=1, max_size=20))
 def test_repr_shows_the_values(values):
     assert repr(tt.Tensor(values)).startswith("Tensor(")
+
+
+def test_transpose_of_two_dims_swaps_them_on_a_square_matrix_too():
+    x = np.arange(4, dtype=np.float32).reshape(2, 2)
+    np.testing.assert_array_equal(tt.Tensor(x).transpose(0, 1).data, x.T)
+    np.testing.assert_array_equal(tt.Tensor(x).transpose(1, 1).data, x)
+
+
+def test_permute_reorders_dims_and_refuses_a_non_permutation():
+    x = np.zeros((2, 3, 4), dtype=np.float32)
+    assert tt.Tensor(x).permute(2, 0, 1).shape == (4, 2, 3)
+    with pytest.raises(ValueError, match=r"not a permutation"):
+        tt.Tensor(x).permute(0, 0, 1)
+
+
+def test_dim_and_keepdim_are_accepted_with_axis_as_an_alias():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = tt.Tensor(x)
+    np.testing.assert_array_equal(t.sum(dim=1, keepdim=True).data, x.sum(axis=1, keepdims=True))
+    np.testing.assert_array_equal(t.sum(axis=1).data, t.sum(1).data)
+    np.testing.assert_array_equal(t.max(dim=0).data, x.max(axis=0))
+    np.testing.assert_array_equal(t.argmax(dim=1).data, x.argmax(axis=1))
+    with pytest.raises(TypeError, match="not both"):
+        t.sum(dim=0, axis=0)
+
+
+def test_var_matches_numpy_with_and_without_correction():
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    np.testing.assert_allclose(tt.Tensor(x).var(dim=1).data, x.var(axis=1, ddof=1))
+    np.testing.assert_allclose(tt.Tensor(x).var(dim=1, correction=0).data, x.var(axis=1))
+
+
+def test_mean_of_an_empty_tensor_names_the_shape():
+    with pytest.raises(ValueError, match=r"empty.*\(0, 3\)"):
+        tt.Tensor(np.zeros((0, 3), dtype=np.float32)).mean()
+
+
+def test_batched_matmul_with_unbroadcastable_batch_dims_names_the_shapes():
+    a, b = tt.Tensor(np.ones((2, 3, 4))), tt.Tensor(np.ones((5, 4, 2)))
+    with pytest.raises(ValueError, match=r"batch dimensions \(2,\) and \(5,\)"):
+        a @ b

@@ -21,7 +21,8 @@ import math
 import numpy as np
 
 from .module import Module
-from .tensor import Tensor, make_op
+from .autograd import make_op
+from .tensor import Tensor
 
 __all__ = ["ReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax",
            "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax"]

@@ -14,7 +14,8 @@ import numpy as np
 
 from .activations import ReLU
 from .module import Module, Parameter
-from .tensor import Tensor, make_op
+from .autograd import make_op
+from .tensor import Tensor
 
 __all__ = ["manual_seed", "Linear", "Dropout", "Flatten", "Sequential", "MLP"]
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from .module import Module
-from .tensor import Tensor, make_op
+from .autograd import make_op
+from .tensor import Tensor
 
 __all__ = ["MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
            "mse_loss", "cross_entropy", "binary_cross_entropy",

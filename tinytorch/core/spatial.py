@@ -19,7 +19,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .layers import init_generator
 from .module import Module, Parameter
-from .tensor import Tensor, make_op
+from .autograd import make_op
+from .tensor import Tensor
 
 __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "conv2d", "max_pool2d", "avg_pool2d",
            "im2col", "col2im", "conv_output_shape"]

@@ -1,58 +1,24 @@
 """Tensor: a numpy array that remembers how it was made, so gradients can flow back.
 
-Chapter 01 builds the array side (shapes, dtypes, broadcasting, matmul); chapter 06 the
-engine. Every operation returns a new Tensor that records its parents and a backward rule:
-a function from the gradient of the output to the gradients of the parents. ``backward()``
-visits the graph in reverse topological order, applying each rule once, and accumulates
-the results into the ``.grad`` of the leaves (tensors created with ``requires_grad=True``).
+Chapter 01 builds the array side: shapes, dtypes, broadcasting, reductions, reshaping and
+matmul. Each operation computes its value with numpy and hands it to ``make_op`` with a
+backward rule; Chapter 06 opens that engine (:mod:`tinytorch.core.autograd`), which records
+the graph and runs the rules in reverse.
 
 Conventions (as in PyTorch):
   * Python numbers and lists become float32; numpy arrays keep their dtype, so float64
     gradient checks and integer class labels work.
-  * Broadcasting is undone in the backward pass: each gradient is summed back to the shape
-    of the tensor it belongs to.
-  * Gradients accumulate across ``backward()`` calls until you reset them (``.grad = None``,
-    or an optimizer's ``zero_grad()``).
-  * Inside ``with no_grad():`` no graph is recorded.
-
-To add an operation, compute the forward value with numpy and call :func:`make_op` with a
-backward rule; :mod:`tinytorch.core.activations` and :mod:`tinytorch.core.spatial` do so.
+  * Dimensions are named ``dim`` (``keepdim``); numpy's ``axis`` (``keepdims``) is accepted
+    as an alias.
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
-__all__ = ["Tensor", "no_grad", "enable_grad", "is_grad_enabled", "make_op"]
+from . import autograd
+from .autograd import make_op
 
-_grad_enabled = True
-
-
-@contextlib.contextmanager
-def no_grad():
-    """Context manager (and decorator) inside which operations record no graph."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, False
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
-
-@contextlib.contextmanager
-def enable_grad():
-    """Turn graph recording back on inside a ``no_grad`` block."""
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, True
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
-
-def is_grad_enabled() -> bool:
-    return _grad_enabled
+__all__ = ["Tensor"]
 
 
 def _to_array(data) -> np.ndarray:
@@ -65,40 +31,26 @@ def _to_array(data) -> np.ndarray:
     return np.asarray(data, dtype=np.float32)
 
 
-def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum ``grad`` over the axes that broadcasting stretched, so it has ``shape``."""
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
-    return grad
+def _resolve_dim(dim, axis, name: str = "dim"):
+    """PyTorch's ``dim`` with numpy's ``axis`` as an alias (give one, not both)."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"give {name}= or axis=, not both (got dim={dim!r}, axis={axis!r})")
+        return axis
+    return dim
 
 
-def _normalize_axes(axis, ndim: int) -> tuple:
-    if axis is None:
+def _normalize_dims(dim, ndim: int) -> tuple:
+    """``dim`` (None, an int or a sequence of ints) as a tuple of non-negative axes."""
+    if dim is None:
         return tuple(range(ndim))
-    axes = axis if isinstance(axis, tuple) else (axis,)
-    return tuple(a % ndim for a in axes)
-
-
-def make_op(data: np.ndarray, parents: tuple, backward, op: str) -> "Tensor":
-    """Wrap the result of a numpy computation as a Tensor in the graph.
-
-    ``backward(grad_out)`` must return one gradient (or None) per parent, each either of the
-    parent's shape or broadcastable to it; it must not modify ``grad_out`` in place. When no
-    parent requires a gradient, or inside ``no_grad()``, no graph is recorded.
-    """
-    out = Tensor(data)
-    if _grad_enabled and any(p.requires_grad for p in parents):
-        out.requires_grad = True
-        out._parents = parents
-        out._backward = backward
-        out._op = op
-    return out
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    for d in dims:
+        if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
+            raise TypeError(f"dimension must be an int; got {d!r}")
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(f"dimension {d} is out of range for a tensor with {ndim} dims")
+    return tuple(sorted({int(d) % max(ndim, 1) for d in dims})) if ndim else ()
 
 
 class Tensor:
@@ -117,6 +69,19 @@ class Tensor:
         self._backward = None
         self._op = ""
         self._retains_grad = False
+
+    @classmethod
+    def _from_array(cls, data: np.ndarray) -> "Tensor":
+        """A graph-free Tensor around a numpy result (the engine's fast path, no checks)."""
+        t = object.__new__(cls)
+        t.data = data if type(data) is np.ndarray else np.asarray(data)
+        t.requires_grad = False
+        t.grad = None
+        t._parents = ()
+        t._backward = None
+        t._op = ""
+        t._retains_grad = False
+        return t
 
     # ----------------------------------------------------------------- array facts
     @property
@@ -180,40 +145,52 @@ class Tensor:
         return Tensor(other)
 
     # ----------------------------------------------------------------- elementwise
-    def _broadcast_check(self, other: "Tensor", op: str) -> None:
-        try:
-            np.broadcast_shapes(self.shape, other.shape)
-        except ValueError:
-            raise ValueError(
-                f"{op}: shapes {self.shape} and {other.shape} cannot be broadcast together") from None
+    def _broadcast_error(self, other: "Tensor", op: str) -> ValueError:
+        return ValueError(
+            f"{op}: shapes {self.shape} and {other.shape} cannot be broadcast together")
 
     def __add__(self, other) -> "Tensor":
         other = self._lift(other)
-        self._broadcast_check(other, "add")
-        return make_op(self.data + other.data, (self, other), lambda g: (g, g), "+")
+        try:
+            out = self.data + other.data
+        except ValueError:
+            raise self._broadcast_error(other, "add") from None
+        return make_op(out, (self, other), lambda g: (g, g), "+")
 
     def __sub__(self, other) -> "Tensor":
         other = self._lift(other)
-        self._broadcast_check(other, "sub")
-        return make_op(self.data - other.data, (self, other), lambda g: (g, -g), "-")
+        try:
+            out = self.data - other.data
+        except ValueError:
+            raise self._broadcast_error(other, "sub") from None
+        return make_op(out, (self, other), lambda g: (g, -g), "-")
 
     def __mul__(self, other) -> "Tensor":
         other = self._lift(other)
-        self._broadcast_check(other, "mul")
         a, b = self.data, other.data
-        return make_op(a * b, (self, other), lambda g: (g * b, g * a), "*")
+        try:
+            out = a * b
+        except ValueError:
+            raise self._broadcast_error(other, "mul") from None
+        return make_op(out, (self, other), lambda g: (g * b, g * a), "*")
 
     def __truediv__(self, other) -> "Tensor":
         other = self._lift(other)
-        self._broadcast_check(other, "div")
         a, b = self.data, other.data
-        return make_op(a / b, (self, other), lambda g: (g / b, -g * a / (b * b)), "/")
+        try:
+            out = a / b
+        except ValueError:
+            raise self._broadcast_error(other, "div") from None
+        return make_op(out, (self, other), lambda g: (g / b, -g * a / (b * b)), "/")
 
     def __pow__(self, exponent) -> "Tensor":
         if isinstance(exponent, Tensor):
             raise TypeError("Tensor ** Tensor is not supported; the exponent must be a number")
-        x = self.data
-        p = exponent
+        x, p = self.data, exponent
+        if p == 2:  # numpy's float32 power is slow; x*x is exact and fast
+            return make_op(x * x, (self,), lambda g: (g * 2 * x,), "**2")
+        if p == 0:  # d/dx x**0 = 0 everywhere, including x = 0 (PyTorch)
+            return make_op(np.ones_like(x), (self,), lambda g: (np.zeros_like(g),), "**0")
         return make_op(x ** p, (self,), lambda g: (g * p * x ** (p - 1),), f"**{p}")
 
     def __neg__(self) -> "Tensor":
@@ -260,65 +237,73 @@ class Tensor:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
                              f"{inner_a} (last dim of left) != {inner_b} "
                              f"({'first' if b.ndim == 1 else 'second-to-last'} dim of right)")
-
-        def backward(g):
-            if a.ndim == 1 and b.ndim == 1:
-                return g * b, g * a
-            a2 = a[None, :] if a.ndim == 1 else a
-            b2 = b[:, None] if b.ndim == 1 else b
-            g2 = g
-            if a.ndim == 1:
-                g2 = np.expand_dims(g2, -2)
-            if b.ndim == 1:
-                g2 = np.expand_dims(g2, -1)
-            ga = g2 @ np.swapaxes(b2, -1, -2)
-            gb = np.swapaxes(a2, -1, -2) @ g2
-            if a.ndim == 1:
-                ga = ga.squeeze(-2)
-            if b.ndim == 1:
-                gb = gb.squeeze(-1)
-            return ga, gb
-
-        return make_op(a @ b, (self, other), backward, "@")
+        if a.ndim > 2 and b.ndim > 2:
+            try:
+                np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            except ValueError:
+                raise ValueError(f"matmul: batch dimensions {a.shape[:-2]} and {b.shape[:-2]} "
+                                 f"of shapes {a.shape} and {b.shape} cannot be broadcast "
+                                 f"together") from None
+        return make_op(a @ b, (self, other), lambda g: _matmul_backward(a, b, g), "@")
 
     def __rmatmul__(self, other) -> "Tensor":
         return self._lift(other) @ self
 
     # ----------------------------------------------------------------- reductions
-    def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
+    def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> "Tensor":
+        """Sum over ``dim`` (an int, a tuple of ints, or None for every dimension)."""
+        keepdim = keepdim if keepdims is None else keepdims
         x = self.data
-        axes = _normalize_axes(axis, x.ndim)
+        dims = _normalize_dims(_resolve_dim(dim, axis), x.ndim)
+        out = x.sum(axis=dims, keepdims=keepdim)
+        return make_op(out, (self,), lambda g: _sum_backward(g, x.shape, dims, keepdim), "sum")
 
-        def backward(g):
-            if not keepdims:
-                g = np.expand_dims(g, axes)
-            return (np.broadcast_to(g, x.shape),)
+    def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> "Tensor":
+        """Average over ``dim``; the mean of no elements is an error, not a silent 0/0."""
+        keepdim = keepdim if keepdims is None else keepdims
+        dims = _normalize_dims(_resolve_dim(dim, axis), self.ndim)
+        count = 1
+        for d in dims:
+            count *= self.shape[d]
+        if count == 0:
+            raise ValueError(f"mean() of an empty selection: shape {self.shape}, dims {dims}")
+        return self.sum(dims, keepdim) * (1.0 / count)
 
-        return make_op(x.sum(axis=axes, keepdims=keepdims), (self,), backward, "sum")
+    def var(self, dim=None, keepdim: bool = False, *, correction: int = 1, unbiased=None,
+            axis=None, keepdims=None) -> "Tensor":
+        """Variance over ``dim``: sum of squared deviations / (count - correction).
 
-    def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
-        axes = _normalize_axes(axis, self.ndim)
-        count = int(np.prod([self.shape[a] for a in axes]))
-        return self.sum(axis=axis, keepdims=keepdims) * (1.0 / count)
+        ``correction=1`` (the default, as in PyTorch) is the unbiased estimate; LayerNorm
+        uses ``correction=0``. ``unbiased=False`` is PyTorch's older spelling of it.
+        """
+        keepdim = keepdim if keepdims is None else keepdims
+        if unbiased is not None:
+            correction = 1 if unbiased else 0
+        dims = _normalize_dims(_resolve_dim(dim, axis), self.ndim)
+        count = 1
+        for d in dims:
+            count *= self.shape[d]
+        if count - correction <= 0:
+            raise ValueError(f"var(): {count} element(s) over dims {dims} of shape {self.shape} "
+                             f"with correction={correction} leaves no degrees of freedom")
+        centred = self - self.mean(dims, keepdim=True)
+        return (centred * centred).sum(dims, keepdim) * (1.0 / (count - correction))
 
-    def max(self, axis=None, keepdims: bool = False) -> "Tensor":
-        """Largest value along ``axis``; ties share the gradient equally."""
+    def max(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> "Tensor":
+        """Largest value along ``dim``; ties share the gradient equally."""
+        keepdim = keepdim if keepdims is None else keepdims
         x = self.data
-        axes = _normalize_axes(axis, x.ndim)
-        top = x.max(axis=axes, keepdims=True)
+        dims = _normalize_dims(_resolve_dim(dim, axis), x.ndim)
+        if x.size == 0:
+            raise ValueError(f"max() of an empty tensor of shape {x.shape}")
+        top = x.max(axis=dims, keepdims=True)
+        out = top if keepdim else np.squeeze(top, axis=dims)
+        return make_op(out, (self,), lambda g: _max_backward(g, x, top, dims, keepdim), "max")
 
-        def backward(g):
-            if not keepdims:
-                g = np.expand_dims(g, axes)
-            mask = x == top
-            return (g * mask / mask.sum(axis=axes, keepdims=True),)
-
-        out = top if keepdims else np.squeeze(top, axis=axes)
-        return make_op(out, (self,), backward, "max")
-
-    def argmax(self, axis=None) -> "Tensor":
+    def argmax(self, dim=None, keepdim: bool = False, *, axis=None) -> "Tensor":
         """Index of the largest value (not differentiable)."""
-        return Tensor(np.argmax(self.data, axis=axis))
+        dim = _resolve_dim(dim, axis)
+        return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim))
 
     # ----------------------------------------------------------------- shape
     def reshape(self, *shape) -> "Tensor":
@@ -332,17 +317,32 @@ class Tensor:
                              f"({self.size} elements) into {shape}") from None
         return make_op(out, (self,), lambda g: (g.reshape(original),), "reshape")
 
-    def transpose(self, *axes) -> "Tensor":
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        axes = axes or tuple(reversed(range(self.ndim)))
-        if len(axes) == 2 and self.ndim > 2:  # PyTorch style: swap two dims
-            perm = list(range(self.ndim))
-            perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
-            axes = tuple(perm)
-        inverse = tuple(np.argsort(axes))
-        return make_op(self.data.transpose(axes), (self,),
-                       lambda g: (g.transpose(inverse),), "transpose")
+    def view(self, *shape) -> "Tensor":
+        return self.reshape(*shape)
+
+    def permute(self, *dims) -> "Tensor":
+        """Reorder the dimensions: output dimension i is input dimension ``dims[i]``."""
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        if sorted(d % max(self.ndim, 1) for d in dims) != list(range(self.ndim)):
+            raise ValueError(f"permute: {dims} is not a permutation of the {self.ndim} dims "
+                             f"of shape {self.shape}")
+        dims = tuple(d % self.ndim for d in dims)
+        inverse = tuple(np.argsort(dims))
+        return make_op(self.data.transpose(dims), (self,),
+                       lambda g: (g.transpose(inverse),), "permute")
+
+    def transpose(self, dim0=None, dim1=None) -> "Tensor":
+        """Swap dimensions ``dim0`` and ``dim1`` (PyTorch); with neither, reverse them all."""
+        if dim0 is None and dim1 is None:
+            return self.permute(tuple(reversed(range(self.ndim))))
+        if dim0 is None or dim1 is None:
+            raise TypeError(f"transpose() takes two dims to swap, or none; got {dim0}, {dim1}")
+        d0, d1 = _normalize_dims(dim0, self.ndim)[0], _normalize_dims(dim1, self.ndim)[0]
+        perm = list(range(self.ndim))
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+        return make_op(self.data.transpose(perm), (self,),
+                       lambda g: (g.transpose(perm),), "transpose")
 
     @property
     def T(self) -> "Tensor":
@@ -356,22 +356,15 @@ class Tensor:
         x = self.data
         advanced = isinstance(index, (list, np.ndarray)) or (
             isinstance(index, tuple) and any(isinstance(i, (list, np.ndarray)) for i in index))
+        return make_op(x[index], (self,),
+                       lambda g: _getitem_backward(g, x, index, advanced), "getitem")
 
-        def backward(g):
-            grad = np.zeros_like(x, dtype=g.dtype)
-            if advanced:  # repeated indices must add up, which plain assignment would not do
-                np.add.at(grad, index, g)
-            else:
-                grad[index] = g
-            return (grad,)
-
-        return make_op(x[index], (self,), backward, "getitem")
-
-    # ----------------------------------------------------------------- engine
+    # ----------------------------------------------------------------- engine entry point
     def backward(self, grad=None) -> None:
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires it.
 
-        ``grad`` is the gradient flowing in from above; it defaults to 1 for a scalar.
+        ``grad`` is the gradient flowing in from above; it defaults to 1 for a scalar. The
+        walk itself is the engine's (:func:`tinytorch.core.autograd.backward`).
         """
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require a gradient "
@@ -385,36 +378,51 @@ class Tensor:
         if grad.shape != self.shape:
             raise ValueError(f"backward(): gradient shape {grad.shape} does not match "
                              f"tensor shape {self.shape}")
+        autograd.backward(self, grad)
 
-        pending = {id(self): grad}
-        for node in reversed(self._topological_order()):
-            g = pending.pop(id(node), None)
-            if g is None:
-                continue
-            if node.is_leaf or node._retains_grad:
-                g_own = np.array(g, dtype=node.data.dtype)  # a copy, never a view of another's
-                node.grad = g_own if node.grad is None else node.grad + g_own
-            if node.is_leaf:
-                continue
-            for parent, parent_grad in zip(node._parents, node._backward(g)):
-                if parent_grad is None or not parent.requires_grad:
-                    continue
-                parent_grad = _unbroadcast(np.asarray(parent_grad), parent.shape)
-                key = id(parent)
-                pending[key] = parent_grad if key not in pending else pending[key] + parent_grad
 
-    def _topological_order(self) -> list:
-        """Every tensor this one depends on, each after all of its parents (iterative DFS)."""
-        order, visited = [], set()
-        stack = [(self, False)]
-        while stack:
-            node, parents_done = stack.pop()
-            if parents_done:
-                order.append(node)
-                continue
-            if id(node) in visited:
-                continue
-            visited.add(id(node))
-            stack.append((node, True))
-            stack.extend((p, False) for p in node._parents if id(p) not in visited)
-        return order
+# --------------------------------------------------------------------- backward rules
+# Chapter 06 teaches these: each maps the gradient of an output to its inputs' gradients.
+def _sum_backward(g: np.ndarray, shape: tuple, dims: tuple, keepdim: bool) -> tuple:
+    """Every summed element receives the output's gradient: broadcast it back."""
+    if not keepdim:
+        g = np.expand_dims(g, dims)
+    return (np.broadcast_to(g, shape),)
+
+
+def _max_backward(g, x, top, dims, keepdim) -> tuple:
+    """The gradient goes to the maximal elements, shared equally between ties."""
+    if not keepdim:
+        g = np.expand_dims(g, dims)
+    mask = x == top
+    return (g * mask / mask.sum(axis=dims, keepdims=True),)
+
+
+def _matmul_backward(a: np.ndarray, b: np.ndarray, g: np.ndarray) -> tuple:
+    """For C = A @ B: dA = dC @ B^T and dB = A^T @ dC, with 1-D operands as row/column."""
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b, g * a
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g
+    if a.ndim == 1:
+        g2 = np.expand_dims(g2, -2)
+    if b.ndim == 1:
+        g2 = np.expand_dims(g2, -1)
+    ga = g2 @ np.swapaxes(b2, -1, -2)
+    gb = np.swapaxes(a2, -1, -2) @ g2
+    if a.ndim == 1:
+        ga = ga.squeeze(-2)
+    if b.ndim == 1:
+        gb = gb.squeeze(-1)
+    return ga, gb
+
+
+def _getitem_backward(g: np.ndarray, x: np.ndarray, index, advanced: bool) -> tuple:
+    """Scatter the gradient back to the selected places; repeated indices add up."""
+    grad = np.zeros_like(x, dtype=g.dtype)
+    if advanced:  # an index array may repeat a place: plain assignment would not add
+        np.add.at(grad, index, g)
+    else:
+        grad[index] = g
+    return (grad,)

@@ -18,7 +18,8 @@ import numbers
 
 import numpy as np
 
-from ..core.tensor import Tensor, no_grad
+from ..core.autograd import no_grad
+from ..core.tensor import Tensor
 from .checkpoint import load_checkpoint, save_checkpoint
 from .clipping import clip_grad_norm
 from .metrics import correct_predictions, decision_threshold

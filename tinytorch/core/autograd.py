@@ -1,0 +1,191 @@
+"""The autograd engine: how operations are recorded, and how gradients flow back.
+
+Every differentiable operation computes its value with numpy and hands it to :func:`make_op`
+together with its parents and a *backward rule*: a function from the gradient of the output
+to one gradient per parent. :func:`backward` visits the recorded graph in reverse topological
+order, applying each rule once, and accumulates the results into the ``.grad`` of the leaves
+(tensors created with ``requires_grad=True``).
+
+Conventions (as in PyTorch):
+  * Broadcasting is undone on the way back: each gradient is summed back to the shape of the
+    tensor it belongs to (:func:`_unbroadcast`).
+  * Gradients accumulate across ``backward()`` calls until you reset them (``.grad = None``,
+    or an optimizer's ``zero_grad()``).
+  * Inside ``with no_grad():`` no graph is recorded.
+
+Observation: ``with observe(callback):`` makes the engine call ``callback(event)`` with an
+:class:`OpEvent` for every operation as it is recorded and for every backward rule as it runs.
+The profiler of Chapter 14 is built on it. When no observer is installed the engine only
+tests one global for ``None``.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from . import tensor as _tensor  # the module, not the class: tensor.py imports this file
+
+__all__ = ["make_op", "backward", "topological_order", "no_grad", "enable_grad",
+           "is_grad_enabled", "observe", "OpEvent"]
+
+_grad_enabled = True
+_observer = None           # callable(OpEvent), installed by observe()
+_last_event_time = 0.0     # perf_counter() of the observer's previous event
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Context manager (and decorator) inside which operations record no graph."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Turn graph recording back on inside a ``no_grad`` block."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, True
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+def make_op(data: np.ndarray, parents: tuple, backward, op: str):
+    """Wrap the result of a numpy computation as a Tensor in the graph.
+
+    ``backward(grad_out)`` must return one gradient (or None) per parent, each either of the
+    parent's shape or broadcastable to it; it must not modify ``grad_out`` in place. When no
+    parent requires a gradient, or inside ``no_grad()``, no graph is recorded.
+    """
+    out = _tensor.Tensor._from_array(data)
+    if _grad_enabled:
+        for parent in parents:
+            if parent.requires_grad:
+                out.requires_grad = True
+                out._parents = parents
+                out._backward = backward
+                out._op = op
+                break
+    if _observer is not None:
+        _report("forward", op, out.data)
+    return out
+
+
+def topological_order(root) -> list:
+    """Every tensor ``root`` depends on, each after all of its parents (iterative DFS)."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        stack.extend((p, False) for p in node._parents if id(p) not in visited)
+    return order
+
+
+def backward(root, grad: np.ndarray) -> None:
+    """Accumulate d(root)/d(leaf), given d(loss)/d(root) = ``grad``, into every leaf's ``.grad``.
+
+    A node's rule runs once, after every gradient flowing into it has arrived (reverse
+    topological order), so a tensor used in several places receives the sum of them.
+    """
+    pending = {id(root): grad}
+    for node in reversed(topological_order(root)):
+        g = pending.pop(id(node), None)
+        if g is None:
+            continue
+        if node._backward is None or node._retains_grad:
+            g_own = np.array(g, dtype=node.data.dtype)  # a copy, never a view of another's
+            node.grad = g_own if node.grad is None else node.grad + g_own
+        if node._backward is None:
+            continue
+        if _observer is None:
+            parent_grads = node._backward(g)
+        else:
+            parent_grads = _timed_rule(node, g)
+        for parent, parent_grad in zip(node._parents, parent_grads):
+            if parent_grad is None or not parent.requires_grad:
+                continue
+            if type(parent_grad) is not np.ndarray or parent_grad.shape != parent.data.shape:
+                parent_grad = _unbroadcast(np.asarray(parent_grad), parent.data.shape)
+            key = id(parent)
+            pending[key] = parent_grad if key not in pending else pending[key] + parent_grad
+
+
+def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting stretched, so it has ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+# ------------------------------------------------------------------ observation
+class OpEvent(NamedTuple):
+    """One observed step of the engine.
+
+    ``phase`` is ``"forward"`` (an operation was recorded; ``seconds`` is the time since the
+    observer's previous event, which is when the operation's numpy work ran) or
+    ``"backward"`` (a backward rule ran; ``seconds`` is its own duration). ``shape`` and
+    ``nbytes`` describe the operation's output.
+    """
+
+    phase: str
+    op: str
+    shape: tuple
+    nbytes: int
+    seconds: float
+
+
+@contextlib.contextmanager
+def observe(callback: Callable[[OpEvent], None]):
+    """Inside the block, call ``callback(event)`` for every operation the engine records
+    (under ``no_grad`` too) and for every backward rule it runs. Blocks nest: the inner
+    observer replaces the outer one until it exits."""
+    global _observer, _last_event_time
+    if not callable(callback):
+        raise TypeError(f"observe() needs a callable; got {type(callback).__name__}")
+    previous = _observer, _last_event_time
+    _observer, _last_event_time = callback, time.perf_counter()
+    try:
+        yield callback
+    finally:
+        _observer, _last_event_time = previous
+
+
+def _report(phase: str, op: str, data: np.ndarray, seconds: float | None = None) -> None:
+    global _last_event_time
+    now = time.perf_counter()
+    if seconds is None:
+        seconds = now - _last_event_time
+    _observer(OpEvent(phase, op, data.shape, data.nbytes, seconds))
+    _last_event_time = time.perf_counter()  # the callback's own time is nobody's op
+
+
+def _timed_rule(node, g):
+    start = time.perf_counter()
+    parent_grads = node._backward(g)
+    _report("backward", node._op, node.data, time.perf_counter() - start)
+    return parent_grads
