@@ -8,11 +8,13 @@ Everything a chapter teaches is importable from here, under PyTorch's names::
 Each submodule declares ``__all__``; this file re-exports them in course order.
 """
 from .core.tensor import *          # 01 Tensor
+from .core.ops import *             # 11 cat, stack, where
 from .core.autograd import (        # 06 Autograd
     OpEvent, enable_grad, is_grad_enabled, make_op, no_grad, observe, topological_order)
 from .core.module import *          # 03 Layers (base class)
 from .core.activations import *     # 02 Activations
 from .core.layers import *          # 03 Layers
+from .random import *               # 03 the shared random generator (manual_seed)
 from .core.losses import *          # 04 Losses
 from .data import *                 # 05 DataLoader
 from .optim import *                # 07 Optimizers

@@ -224,6 +224,32 @@ class Tensor:
         out = np.tanh(self.data)
         return make_op(out, (self,), lambda g: (g * (1 - out * out),), "tanh")
 
+    def masked_fill(self, mask, value) -> Tensor:
+        """A copy with ``value`` wherever the boolean ``mask`` is True (PyTorch's semantics).
+
+        ``mask`` broadcasts to this tensor's shape (e.g. a (T, T) causal mask over (B, H, T, T)
+        scores); ``value`` is a number, such as ``float("-inf")``. The gradient is 0 at the
+        filled places and passes through elsewhere. Both passes avoid numpy's slow paths:
+        ``copyto(where=)`` instead of ``np.where`` or boolean-index assignment, and a
+        precomputed 0/1 mask multiplied into the gradient.
+        """
+        m = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+        if m.dtype != np.bool_:
+            raise TypeError(f"masked_fill: the mask must be boolean; got dtype {m.dtype}")
+        if isinstance(value, Tensor) or not isinstance(value, (int, float, bool, np.generic)):
+            raise TypeError(f"masked_fill: value must be a number; got {type(value).__name__}")
+        try:
+            fits = np.broadcast_shapes(m.shape, self.shape) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"masked_fill: mask of shape {m.shape} does not broadcast to the "
+                             f"tensor's shape {self.shape}")
+        out = self.data.copy()
+        np.copyto(out, np.asarray(value, dtype=out.dtype), where=m)
+        keep = (~m).astype(out.dtype)
+        return make_op(out, (self,), lambda g: (g * keep,), "masked_fill")
+
     # ----------------------------------------------------------------- matmul
     def __matmul__(self, other) -> "Tensor":
         other = self._lift(other)
