@@ -243,3 +243,38 @@ def test_permute_and_transpose_match_finite_differences():
     x = np.random.default_rng(2).standard_normal((2, 3, 4))
     assert tt.gradcheck(lambda t: t.permute(2, 0, 1) * np.arange(24.0).reshape(4, 2, 3), x)
     assert tt.gradcheck(lambda t: t.transpose(0, 2) * np.arange(24.0).reshape(4, 3, 2), x)
+
+
+def test_a_branch_that_sends_no_gradient_does_not_block_the_others():
+    x = tt.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    dead = tt.make_op(x.data * 3, (x,), lambda g: (None,), "no-grad-rule")
+    blocked = tt.make_op(dead.data + 0, (dead,), lambda g: (None,), "sends-nothing")
+    (x * 2.0 + blocked).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+
+
+def test_a_deep_chain_needs_no_recursion():
+    x = tt.Tensor(np.array(1.0), requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y + 1.0
+    y.backward()
+    assert x.grad == 1.0
+
+
+def test_leaves_fed_the_same_gradient_array_get_arrays_of_their_own():
+    a = tt.Tensor(np.ones(3), requires_grad=True)
+    b = tt.Tensor(np.ones(3), requires_grad=True)
+    (a + b).sum().backward()
+    a.grad *= 10  # what clipping does in place
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+    assert not np.shares_memory(a.grad, b.grad)
+
+
+def test_a_leaf_never_holds_the_callers_output_gradient():
+    x = tt.Tensor(np.ones(3), requires_grad=True)
+    upstream = np.full(3, 2.0)
+    (x * 1.0 + 0.0).backward(upstream)
+    (x + 0.0).backward(upstream)
+    x.grad[...] = 0
+    np.testing.assert_array_equal(upstream, np.full(3, 2.0))

@@ -452,7 +452,7 @@ def test_loading_a_momentum_state_into_plain_sgd_adds_the_buffer():
     target = SGD([Parameter(p.data.copy()) for p in params], lr=0.1)
     target.load_state_dict(source.state_dict())
     assert target.momentum == 0.9 and target.state_arrays_per_param == 1
-    np.testing.assert_array_equal(target.state[1]["momentum"], source.state[1]["momentum"])
+    np.testing.assert_array_equal(target.state[1]["momentum_buffer"], source.state[1]["momentum_buffer"])
 
 
 # --------------------------------------------------------------------------- they optimise

@@ -66,7 +66,9 @@ def make_op(data: np.ndarray, parents: tuple, backward, op: str):
     """Wrap the result of a numpy computation as a Tensor in the graph.
 
     ``backward(grad_out)`` must return one gradient (or None) per parent, each either of the
-    parent's shape or broadcastable to it; it must not modify ``grad_out`` in place. When no
+    parent's shape or broadcastable to it; it must not modify ``grad_out`` in place, and it
+    must not return an array it keeps for later (the engine may store a returned fresh
+    array as a leaf's ``.grad``; ``grad_out`` itself, or views of it, are always copied). When no
     parent requires a gradient, or inside ``no_grad()``, no graph is recorded.
     """
     out = _tensor.Tensor._from_array(data)
@@ -103,30 +105,72 @@ def topological_order(root) -> list:
 def backward(root, grad: np.ndarray) -> None:
     """Accumulate d(root)/d(leaf), given d(loss)/d(root) = ``grad``, into every leaf's ``.grad``.
 
-    A node's rule runs once, after every gradient flowing into it has arrived (reverse
-    topological order), so a tensor used in several places receives the sum of them.
+    A tensor used by several operations must receive the sum of their gradients before its
+    own rule runs. So the engine first counts, for every tensor that needs a gradient, how
+    many operations of the graph consume it; then it runs rules from the root down, and a
+    tensor becomes ready once all of its consumers have sent their share. That visits the
+    graph in reverse topological order, each rule once, without sorting it.
     """
+    consumers = _count_consumers(root)
     pending = {id(root): grad}
-    for node in reversed(topological_order(root)):
-        g = pending.pop(id(node), None)
-        if g is None:
-            continue
-        if node._backward is None or node._retains_grad:
-            g_own = np.array(g, dtype=node.data.dtype)  # a copy, never a view of another's
-            node.grad = g_own if node.grad is None else node.grad + g_own
+    shared = {id(grad)}  # arrays someone else may hold: a leaf gets a copy of these
+    ready = [root]
+    while ready:
+        node = ready.pop()
+        g = pending.pop(id(node), None)  # None: no gradient reached this node
+        if g is not None and (node._backward is None or node._retains_grad):
+            node.grad = _accumulate(node.grad, g, node.data.dtype, shared)
         if node._backward is None:
             continue
-        if _observer is None:
+        if g is not None:
+            shared.add(id(g))  # the rule may hand g itself (or a view) to several parents
+        if g is None:
+            parent_grads = (None,) * len(node._parents)  # still tell the parents we are done
+        elif _observer is None:
             parent_grads = node._backward(g)
         else:
             parent_grads = _timed_rule(node, g)
         for parent, parent_grad in zip(node._parents, parent_grads):
-            if parent_grad is None or not parent.requires_grad:
+            if not parent.requires_grad:
                 continue
-            if type(parent_grad) is not np.ndarray or parent_grad.shape != parent.data.shape:
-                parent_grad = _unbroadcast(np.asarray(parent_grad), parent.data.shape)
             key = id(parent)
-            pending[key] = parent_grad if key not in pending else pending[key] + parent_grad
+            if parent_grad is not None:
+                if type(parent_grad) is not np.ndarray or parent_grad.shape != parent.data.shape:
+                    parent_grad = _unbroadcast(np.asarray(parent_grad), parent.data.shape)
+                pending[key] = parent_grad if key not in pending else pending[key] + parent_grad
+            consumers[key] -= 1
+            if consumers[key] == 0:
+                ready.append(parent)
+
+
+def _accumulate(grad, g: np.ndarray, dtype, shared: set) -> np.ndarray:
+    """``grad + g``, or ``g`` itself when ``grad`` is None. A leaf's ``.grad`` must be its own
+    array (optimizers and clipping change it in place), so ``g`` is copied unless it is a
+    fresh array that nobody else holds."""
+    if grad is not None:
+        return grad + g
+    if g.dtype != dtype or not g.flags.owndata or not g.flags.writeable or id(g) in shared:
+        return np.array(g, dtype=dtype)
+    shared.add(id(g))
+    return g
+
+
+def _count_consumers(root) -> dict:
+    """For every tensor below ``root`` that requires a gradient: how many uses it has."""
+    consumers = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for parent in node._parents:
+            if parent.requires_grad:
+                key = id(parent)
+                if key in consumers:
+                    consumers[key] += 1
+                else:
+                    consumers[key] = 1
+                    if parent._backward is not None:
+                        stack.append(parent)
+    return consumers
 
 
 def _unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:

@@ -63,7 +63,7 @@ class Optimizer:
          "hyper": {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},   # tuples as lists
          "step": 12,                                           # step() calls
          "param_steps": [12, 12],                              # updates per parameter
-         "buffers": {"momentum.0": ndarray, "momentum.1": ndarray}}    # "<name>.<index>"
+         "buffers": {"momentum_buffer.0": ndarray, ...}}              # "<name>.<index>"
 
     ``load_state_dict`` checks all of it against this optimizer (class, hyper-parameter
     names and values, one buffer of the parameter's shape per name and parameter) before
@@ -92,6 +92,7 @@ class Optimizer:
         self.param_steps = [0] * len(self.params)
         self.state: list[dict[str, np.ndarray]] = [{} for _ in self.params]
         self._workspace: dict = {}
+        self._flat = None  # (flat params, flat grads, {name: flat buffer}) once allocated
         self._allocate_state()
 
     # ------------------------------------------------------------ for subclasses
@@ -112,9 +113,8 @@ class Optimizer:
         so updates need no fresh temporaries. Its contents are garbage between uses."""
         key = param.dtype
         space = self._workspace.get(key)
-        if space is None:
-            largest = max(p.data.size for p in self.params if p.data.dtype == key)
-            space = self._workspace[key] = np.empty((2, largest), dtype=key)
+        if space is None or space.shape[1] < param.size:
+            space = self._workspace[key] = np.empty((2, param.size), dtype=key)
         return space[slot, :param.size].reshape(param.shape)
 
     # ------------------------------------------------------------ public API
@@ -140,15 +140,38 @@ class Optimizer:
         """Update, in place, every parameter that has a gradient."""
         self._allocate_state()  # no-op unless a hyper-parameter change needs a new buffer
         self.step_count += 1
+        updated = []
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            grad = np.asarray(p.grad)
-            if grad.shape != p.data.shape:
+            if p.grad.shape != p.data.shape:
                 raise ValueError(f"{type(self).__name__}: parameter {i} has shape "
-                                 f"{p.data.shape} but its gradient has shape {grad.shape}")
+                                 f"{p.data.shape} but its gradient has shape {p.grad.shape}")
             self.param_steps[i] += 1
-            self._update(i, p.data, grad, self.state[i])
+            updated.append(i)
+        if self._flat is not None and len(updated) == len(self.params) and \
+                len(set(self.param_steps)) == 1:
+            self._update_all_at_once()
+        else:
+            for i in updated:
+                self._update(i, self.params[i].data, np.asarray(self.params[i].grad),
+                             self.state[i])
+
+    def _update_all_at_once(self) -> None:
+        """One ``_update`` on every parameter laid end to end in a flat array.
+
+        The update rules are elementwise, so this computes exactly what one ``_update`` per
+        parameter would, with a handful of numpy calls instead of a handful per parameter:
+        for a small model the per-call overhead, not the arithmetic, is what costs.
+        """
+        flat_param, flat_grad, flat_state = self._flat
+        np.concatenate([p.data.reshape(-1) for p in self.params], out=flat_param)
+        np.concatenate([p.grad.reshape(-1) for p in self.params], out=flat_grad)
+        self._update(0, flat_param, flat_grad, flat_state)
+        start = 0
+        for p in self.params:
+            p.data[...] = flat_param[start:start + p.data.size].reshape(p.data.shape)
+            start += p.data.size
 
     @property
     def state_arrays_per_param(self) -> int:
@@ -226,11 +249,36 @@ class Optimizer:
             self.state[i][key.rsplit(".", 1)[0]][...] = buffers[key]
 
     def _allocate_state(self) -> None:
+        """Zero buffers for every state name not yet allocated. When all parameters share a
+        dtype, each buffer is a view into one flat array per name, so that ``step`` can
+        update every parameter at once (``_update_all_at_once``)."""
         names = self._state_names(self.hyper)
-        for p, state in zip(self.params, self.state):
-            for name in names:
-                if name not in state:
-                    state[name] = np.zeros_like(p.data)
+        if self._flat is not None and len(self._flat[2]) == len(names) and \
+                all(name in self._flat[2] for name in names):
+            return  # the common case, at every step: nothing to do
+        dtypes = {p.data.dtype for p in self.params}
+        if len(dtypes) != 1:
+            self._flat = None
+            for p, state in zip(self.params, self.state):
+                for name in names:
+                    if name not in state:
+                        state[name] = np.zeros_like(p.data)
+            return
+        if self._flat is None:
+            total, dtype = sum(p.data.size for p in self.params), dtypes.pop()
+            self._flat = (np.empty(total, dtype), np.empty(total, dtype), {})
+        flat_state = self._flat[2]
+        for name in list(flat_state):
+            if name not in names:
+                del flat_state[name]
+        for name in names:
+            if name in flat_state:
+                continue
+            flat = flat_state[name] = np.zeros_like(self._flat[0])
+            start = 0
+            for p, state in zip(self.params, self.state):
+                state[name] = flat[start:start + p.data.size].reshape(p.data.shape)
+                start += p.data.size
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{name}={value!r}" for name, value in self.hyper.items())

@@ -29,7 +29,7 @@ class SGD(Optimizer):
         check_number("SGD", "weight_decay", hyper["weight_decay"], 0.0)
 
     def _state_names(self, hyper: dict) -> tuple:
-        return ("momentum",) if hyper["momentum"] != 0 else ()
+        return ("momentum_buffer",) if hyper["momentum"] != 0 else ()
 
     def _update(self, i, param, grad, state):
         step = self._scratch(param)
@@ -39,7 +39,7 @@ class SGD(Optimizer):
             step += grad
             g = step
         if self.momentum != 0:
-            buf = state["momentum"]  # starts at zero, so the first update leaves buf = g
+            buf = state["momentum_buffer"]  # starts at zero, so the first update leaves buf = g
             buf *= self.momentum
             buf += g
             g = buf
