@@ -21,6 +21,7 @@ from .optim import *                # 07 Optimizers
 from .training import *             # 08 Training
 from .core.spatial import *         # 09 Convolutions
 from .text import *                 # 10 Tokenization
+from .core.embedding import *       # 11 Embeddings
 from .gradcheck import gradcheck, numerical_gradient
 from . import datasets, profiling
 
