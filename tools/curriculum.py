@@ -102,7 +102,7 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
             stubs=_stubs(_SCHEDULE_PY, "CosineSchedule.get_lr")
             + _stubs(_CLIPPING_PY, "clip_grad_norm", "clip_grad_value")
             + _stubs(_TRAINER_PY, "Trainer.train_epoch", "Trainer._optimizer_step",
-                     "Trainer.evaluate", "Trainer.fit")
+                     "Trainer.evaluate", "Trainer.fit", "Trainer.state_dict")
             + _stubs(_CHECKPOINT_PY, "save_checkpoint", "load_checkpoint"),
             tests=("tests/training/test_schedule.py", "tests/training/test_clipping.py",
                    "tests/training/test_trainer.py", "tests/training/test_checkpoint.py")),

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinytorch as tt
-from tinytorch.core.layers import init_generator
 
 SETTINGS = dict(max_examples=25, deadline=None)
 
@@ -95,10 +94,10 @@ def test_manual_seed_makes_initialisation_reproducible():
 
 
 def test_manual_seed_resets_the_shared_generator_in_place():
-    generator = init_generator()
+    generator = tt.default_generator
     tt.manual_seed(3)
     draw = generator.random()
-    assert tt.manual_seed(3) is generator and init_generator() is generator
+    assert tt.manual_seed(3) is generator and tt.default_generator is generator
     assert generator.random() == draw
 
 

@@ -1,4 +1,5 @@
 """Trainer: the training loop, accumulation, schedules, NaN guard, evaluation, fit (chapter 08)."""
+import json
 import math
 import sys
 
@@ -417,3 +418,85 @@ def test_a_nan_input_sample_stops_training_before_the_step():
         trainer.train_epoch([(inputs, np.array([0, 1]))])
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
+
+
+# ------------------------------------------------------------------ state_dict
+def trained_with_schedule():
+    schedule = tt.CosineSchedule(max_lr=0.3, min_lr=0.03, total_epochs=5)
+    trainer = make_trainer(scheduler=schedule, grad_clip_norm=1.5)
+    trainer.fit(batches(X, Y, 10), batches(X, Y, 20), epochs=2, verbose=False)
+    return trainer
+
+
+def test_state_dict_holds_counters_clipping_history_schedule_and_generator():
+    trainer = trained_with_schedule()
+    state = trainer.state_dict()
+    assert (state["epoch"], state["step"], state["grad_clip_norm"]) == (2, 8, 1.5)
+    assert state["history"] == trainer.history
+    assert state["scheduler"] == {"type": "CosineSchedule",
+                                  "state": {"max_lr": 0.3, "min_lr": 0.03, "total_epochs": 5}}
+    assert state["generator"] == tt.get_rng_state()
+    assert json.loads(json.dumps(state)) == state  # JSON-able as it is
+
+
+def test_state_dict_is_a_copy():
+    trainer = trained_with_schedule()
+    state = trainer.state_dict()
+    state["history"]["train_loss"].append(0.0)
+    assert len(trainer.history["train_loss"]) == 2
+
+
+def test_load_state_dict_into_a_fresh_trainer_restores_everything():
+    trainer = trained_with_schedule()
+    state = json.loads(json.dumps(trainer.state_dict()))  # as read back from a file
+    expected_draw = tt.default_generator.random()
+    tt.manual_seed(42)
+    fresh = make_trainer(seed=3, scheduler=tt.CosineSchedule(1.0, 0.5, 50))
+    fresh.load_state_dict(state)
+    assert fresh.state_dict() == state
+    assert (fresh.epoch, fresh.step, fresh.grad_clip_norm) == (2, 8, 1.5)
+    assert fresh.scheduler.get_lr(1) == trainer.scheduler.get_lr(1)
+    assert tt.default_generator.random() == expected_draw
+
+
+def _change(key, value):
+    def apply(state):
+        state[key] = value
+    return apply
+
+
+BAD_STATES = [
+    (lambda s: s.pop("history"), r"missing keys \['history'\], unexpected keys \[\]"),
+    (_change("extra", 1), r"missing keys \[\], unexpected keys \['extra'\]"),
+    (_change("epoch", -1), "counter 'epoch' must be a non-negative int; got -1"),
+    (_change("step", 2.5), "counter 'step' must be a non-negative int; got 2.5"),
+    (_change("grad_clip_norm", 0), "grad_clip_norm must be a finite number > 0; got 0"),
+    (_change("grad_clip_norm", "1"), "grad_clip_norm must be a number or None; got '1'"),
+    (_change("history", {"train_loss": [1.0]}), "'history' must map .*'eval_loss'"),
+    (lambda s: s["history"]["train_loss"].append("low"), "'history' must map"),
+    (_change("scheduler", None),
+     "the state was saved with no scheduler; this trainer has a CosineSchedule"),
+    (_change("scheduler", {"type": "StepLR", "state": None}),
+     "the state's scheduler is a StepLR; this trainer's is a CosineSchedule"),
+    (_change("scheduler", "cosine"), "'scheduler' must be None or a dict with the keys"),
+    (lambda s: s["scheduler"]["state"].update(total_epochs=0),
+     "'scheduler' state is invalid: .*total_epochs must be at least 1; got 0"),
+    (_change("generator", {"bit_generator": "MT19937"}), "generator state is for 'MT19937'"),
+]
+
+
+@pytest.mark.parametrize("spoil, message", BAD_STATES)
+def test_load_state_dict_refuses_a_bad_entry_naming_it_and_changes_nothing(spoil, message):
+    state = trained_with_schedule().state_dict()
+    spoil(state)
+    fresh = make_trainer(seed=3, scheduler=tt.CosineSchedule(1.0, 0.5, 50))
+    fresh.train_epoch(batches(X, Y, 20))
+    before = fresh.state_dict()
+    with pytest.raises(ValueError, match="Trainer.load_state_dict: " + message):
+        fresh.load_state_dict(state)
+    assert fresh.state_dict() == before
+
+
+def test_load_state_dict_refuses_what_is_not_a_dict():
+    with pytest.raises(ValueError, match="expected a dict from Trainer.state_dict"):
+        make_trainer().load_state_dict([("epoch", 1)])

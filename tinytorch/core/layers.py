@@ -1,9 +1,8 @@
 """Layers: Linear, Dropout, Flatten, and the containers Sequential and MLP (chapter 03).
 
-Weights are drawn from one shared numpy Generator, seeded with 0 when tinytorch is imported
-(PyTorch, too, starts from a fixed default seed), so a fresh process builds the same model
-every time; ``manual_seed(seed)`` restarts it. Every layer that draws random numbers — the
-initial weights of Linear and Conv2d, Dropout's masks — takes them from ``init_generator()``.
+Initial weights and Dropout's masks are drawn from the shared generator of
+:mod:`tinytorch.random` (seeded with 0 at import; ``manual_seed(seed)`` restarts it), so a
+fresh process builds the same model every time.
 """
 from __future__ import annotations
 
@@ -12,28 +11,13 @@ import numbers
 
 import numpy as np
 
+from ..random import default_generator
 from .activations import ReLU
-from .module import Module, Parameter
 from .autograd import make_op
+from .module import Module, Parameter
 from .tensor import Tensor
 
-__all__ = ["manual_seed", "Linear", "Dropout", "Flatten", "Sequential", "MLP"]
-
-_generator = np.random.default_rng(0)
-
-
-def manual_seed(seed: int) -> np.random.Generator:
-    """Restart the shared generator from ``seed``; returns it (as ``torch.manual_seed`` does).
-
-    The generator is reseeded in place, so code that kept a reference to it sees the reset.
-    """
-    _generator.bit_generator.state = np.random.default_rng(seed).bit_generator.state
-    return _generator
-
-
-def init_generator() -> np.random.Generator:
-    """The shared Generator that layers draw initial weights and dropout masks from."""
-    return _generator
+__all__ = ["Linear", "Dropout", "Flatten", "Sequential", "MLP"]
 
 
 def _as_tensor(x) -> Tensor:
@@ -63,7 +47,7 @@ class Linear(Module):
         self.in_features = _check_size("in_features", in_features)
         self.out_features = _check_size("out_features", out_features)
         bound = 1 / math.sqrt(self.in_features)
-        rng = init_generator()
+        rng = default_generator
         self.weight = Parameter(
             rng.uniform(-bound, bound, (self.out_features, self.in_features)).astype(np.float32))
         self.bias = (Parameter(rng.uniform(-bound, bound, self.out_features).astype(np.float32))
@@ -117,7 +101,7 @@ class Dropout(Module):
         x = _as_tensor(x)
         if not self.training or self.p == 0:
             return x
-        keep = init_generator().random(x.shape) >= self.p
+        keep = default_generator.random(x.shape) >= self.p
         scale = 0.0 if self.p == 1 else 1 / (1 - self.p)
         dtype = x.dtype if x.dtype.kind == "f" else np.float32
         mask = (keep * scale).astype(dtype)

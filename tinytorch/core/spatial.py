@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .layers import init_generator
+from ..random import default_generator
 from .module import Module, Parameter
 from .autograd import make_op
 from .tensor import Tensor
@@ -280,7 +280,7 @@ class Conv2d(Module):
         self.kernel_size, self.stride, self.padding = _geometry(kernel_size, stride, padding)
         kh, kw = self.kernel_size
         bound = 1.0 / np.sqrt(in_channels * kh * kw)
-        rng = init_generator()
+        rng = default_generator
         self.weight = Parameter(rng.uniform(-bound, bound, (out_channels, in_channels, kh, kw))
                                 .astype(np.float32))
         self.bias = (Parameter(rng.uniform(-bound, bound, out_channels).astype(np.float32))

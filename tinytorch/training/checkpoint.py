@@ -1,18 +1,20 @@
-"""Checkpoints: one ``.npz`` file from which a training run resumes exactly (chapter 08).
+"""Checkpoints: the file format, one ``.npz`` file holding the state dicts of a run (chapter 08).
+
+A checkpoint is the dictionary ``{"model": ..., "optimizer": ..., "trainer": ...}`` of the
+three state dicts a run resumes from: ``model.state_dict()``, ``optimizer.state_dict()`` and
+``Trainer.state_dict()`` (nested dicts, lists and tuples of numbers, strings and numpy
+arrays). This module writes and reads that dictionary and knows nothing else about training;
+``Trainer.save_checkpoint`` and ``Trainer.load_checkpoint`` compose and check it.
 
 Format (version 1). An ``.npz`` file is a zip archive of ``.npy`` arrays; ours holds
 
-* ``model/<name>``: every entry of ``model.state_dict()`` (``model/0.weight``, ...);
-* ``optim/<path>``: every numpy array inside ``optimizer.state_dict()``
+* ``model/<name>``: every entry of the model's state dict (``model/0.weight``, ...);
+* ``optim/<path>``: every numpy array inside the optimizer's state dict
   (``optim/buffers/exp_avg.0``, ...);
 * ``meta``: one string array holding JSON: format name and version, the model's parameter
-  names, the optimizer's class and the rest of its state dict (each array replaced by
-  ``{"__array__": "optim/..."}``), the scheduler's class and settings, the Trainer's counters
-  ``epoch`` and ``step``, its ``history`` and ``grad_clip_norm``, and the state of the
-  generator that layers draw initial weights and Dropout masks from.
-
-Data loaders are not saved: build them again with the same ``seed`` (the Trainer tells
-them the epoch, so they resume with the same shuffle order).
+  names, the optimizer's state dict with each array replaced by ``{"__array__": "optim/..."}``,
+  and the trainer's state dict — its ``scheduler`` and ``generator`` entries stored beside it,
+  under ``meta["scheduler"]`` and ``meta["generator"]``.
 
 No pickle anywhere: loading uses ``np.load(path, allow_pickle=False)`` and ``json.loads``,
 so opening a checkpoint runs no code.
@@ -21,27 +23,25 @@ Saving is atomic: the archive is written to a temporary file in the same folder,
 and fsync'ed, then renamed onto ``path`` with ``os.replace``. A crash mid-save leaves the
 previous checkpoint intact (and the temporary file is removed on any exception).
 
-Loading validates everything — the archive, the JSON, the parameter names and shapes, the
-optimizer's class and buffers, the scheduler, the counters, the generator state — before it
-assigns anything; a bad file raises :class:`CheckpointError` naming the path and the problem,
-and leaves model, optimizer and trainer untouched.
+Loading checks the file — the archive, the JSON, the format version, every array the metadata
+refers to — and raises :class:`CheckpointError` naming the path and the problem. Whether the
+state fits a given model, optimizer and trainer is for their ``load_state_dict`` to check.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import tempfile
 
 import numpy as np
 
-from ..core import layers
-
-__all__ = ["CheckpointError", "read_checkpoint"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint"]
 
 FORMAT = "tinytorch-checkpoint"
 VERSION = 1
+SECTIONS = ("model", "optimizer", "trainer")
+_BESIDE_TRAINER = ("scheduler", "generator")  # trainer entries version 1 keeps at the top level
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first record, or an empty zip
 
 
@@ -99,40 +99,57 @@ def _join_arrays(value, arrays: dict):
     return value
 
 
-def _plain_number(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
-# ---------------------------------------------------------------------------- saving
-def _collect(trainer) -> dict:
+def _encode(state) -> dict:
     """Every array to store, ``meta`` (the JSON string) included."""
+    if not isinstance(state, dict) or set(state) != set(SECTIONS):
+        got = sorted(state) if isinstance(state, dict) else f"a {type(state).__name__}"
+        raise TypeError(f"save_checkpoint: state must be a dict with the keys {list(SECTIONS)} "
+                        f"(the state dicts of model, optimizer and trainer); got {got}")
+    for name in SECTIONS:
+        if not isinstance(state[name], dict):
+            raise TypeError(f"save_checkpoint: state['{name}'] must be a state dict; got a "
+                            f"{type(state[name]).__name__}")
     arrays = {}
-    model_state = trainer.model.state_dict()
-    for name, value in model_state.items():
-        arrays[f"model/{name}"] = np.asarray(value)
-    optimizer_state = _split_arrays(trainer.optimizer.state_dict(), "optim", arrays)
-    scheduler = trainer.scheduler
+    for name, value in state["model"].items():
+        _split_arrays(np.asarray(value), f"model/{name}", arrays)
+    trainer = dict(state["trainer"])
+    beside = {key: _split_arrays(trainer.pop(key), key, arrays)
+              for key in _BESIDE_TRAINER if key in trainer}
     meta = {
         "format": FORMAT,
         "version": VERSION,
-        "model": {"type": type(trainer.model).__name__, "parameters": list(model_state)},
-        "optimizer": {"type": type(trainer.optimizer).__name__, "state": optimizer_state},
-        "scheduler": None if scheduler is None else {
-            "type": type(scheduler).__name__,
-            "state": scheduler.state_dict() if hasattr(scheduler, "state_dict") else None},
-        "trainer": {
-            "epoch": int(trainer.epoch),
-            "step": int(trainer.step),
-            "grad_clip_norm": trainer.grad_clip_norm,
-            "history": {k: [_plain_number(v) for v in values]
-                        for k, values in trainer.history.items()},
-        },
-        "generator": layers.init_generator().bit_generator.state,
+        "model": {"parameters": list(state["model"])},
+        "optimizer": {"state": _split_arrays(state["optimizer"], "optim", arrays)},
+        "trainer": _split_arrays(trainer, "trainer", arrays),
+        **beside,
     }
     arrays["meta"] = np.array(json.dumps(meta))
     return arrays
 
 
+def _decode(arrays: dict, meta: dict) -> dict:
+    """Inverse of :func:`_encode` (given the arrays without ``meta``)."""
+    model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    optimizer = _join_arrays(_section(meta, "optimizer", dict).get("state"), arrays)
+    if not isinstance(optimizer, dict):
+        raise ValueError("metadata entry 'optimizer' has no state dict")
+    trainer = _join_arrays(_section(meta, "trainer", dict), arrays)
+    if not isinstance(trainer, dict):
+        raise ValueError("metadata entry 'trainer' is missing or malformed")
+    for key in _BESIDE_TRAINER:
+        if key in meta:
+            trainer[key] = _join_arrays(meta[key], arrays)
+    return {"model": model, "optimizer": optimizer, "trainer": trainer}
+
+
+def _section(meta: dict, name: str, kind):
+    value = meta.get(name)
+    if not isinstance(value, kind):
+        raise ValueError(f"metadata entry '{name}' is missing or malformed")
+    return value
+
+
+# ---------------------------------------------------------------------------- saving
 def _write_archive(file, arrays: dict) -> None:
     """Write ``arrays`` as an .npz archive into the open binary ``file``."""
     # A file object, not a path: np.savez would append ".npz" to a path without it.
@@ -145,14 +162,15 @@ def _current_umask() -> int:
     return mask
 
 
-def save_checkpoint(trainer, path) -> None:
-    """Write ``trainer``'s full state to one .npz file at exactly ``path``, atomically."""
+def save_checkpoint(state: dict, path) -> None:
+    """Write ``state`` — ``{"model": ..., "optimizer": ..., "trainer": ...}``, three state
+    dicts — to one .npz file at exactly ``path``, atomically (see the module docstring)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save_checkpoint: folder '{folder}' does not exist "
                                 f"(checkpoint path '{path}')")
-    arrays = _collect(trainer)  # everything that can fail before the disk is touched
+    arrays = _encode(state)  # everything that can fail before the disk is touched
     descriptor, temporary = tempfile.mkstemp(
         prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
@@ -220,121 +238,16 @@ def read_checkpoint(path) -> tuple:
 
 
 # ---------------------------------------------------------------------------- loading
-def load_checkpoint(trainer, path) -> None:
-    """Restore ``trainer`` (model, optimizer, scheduler, counters, history, generator) from
-    the checkpoint at ``path``. Validates everything first: on error nothing has changed."""
+def load_checkpoint(path) -> dict:
+    """The ``{"model": ..., "optimizer": ..., "trainer": ...}`` state dicts saved at ``path``.
+
+    Raises FileNotFoundError if there is no such file, CheckpointError (naming the path) if it
+    is not a complete checkpoint of a supported version. Runs no code from the file.
+    """
     path = os.fspath(path)
     arrays, meta = read_checkpoint(path)
     try:
-        plan = _plan_restore(trainer, arrays, meta)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        return _decode(arrays, meta)
+    except (KeyError, TypeError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         raise CheckpointError(f"checkpoint '{path}' cannot be loaded: {message}") from error
-    try:
-        # The optimizer validates its whole state before changing anything, so it goes first:
-        # if it refuses, nothing has been assigned yet. What follows was validated above.
-        trainer.optimizer.load_state_dict(plan["optimizer"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"checkpoint '{path}' does not match the optimizer: "
-                              f"{error}") from error
-    trainer.model.load_state_dict(plan["model"])
-    if plan["scheduler"] is not None:
-        trainer.scheduler.load_state_dict(plan["scheduler"])
-    trainer.epoch, trainer.step = plan["epoch"], plan["step"]
-    trainer.grad_clip_norm = plan["grad_clip_norm"]
-    trainer.history = plan["history"]
-    layers.init_generator().bit_generator.state = plan["generator"]
-
-
-def _section(meta: dict, name: str, kind):
-    value = meta.get(name)
-    if not isinstance(value, kind):
-        raise ValueError(f"metadata entry '{name}' is missing or malformed")
-    return value
-
-
-def _plan_restore(trainer, arrays: dict, meta: dict) -> dict:
-    """Check the checkpoint against the trainer; return the values to assign."""
-    from .trainer import HISTORY_KEYS, check_grad_clip_norm
-
-    # -- model: the same parameter names with the same shapes
-    own = trainer.model.state_dict()
-    stored = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
-    missing = [name for name in own if name not in stored]
-    unexpected = [name for name in stored if name not in own]
-    wrong_shapes = [f"'{name}' has shape {stored[name].shape} in the checkpoint but "
-                    f"{np.shape(own[name])} in the model"
-                    for name in own if name in stored and stored[name].shape != np.shape(own[name])]
-    wrong_shapes += [f"'{name}' holds {stored[name].dtype} values, not numbers the model's "
-                     f"{np.asarray(own[name]).dtype} can take"
-                     for name in own if name in stored and not np.can_cast(
-                         stored[name].dtype, np.asarray(own[name]).dtype, casting="same_kind")]
-    if missing or unexpected or wrong_shapes:
-        problems = []
-        if missing:
-            problems.append(f"parameters missing from the checkpoint: {missing}")
-        if unexpected:
-            problems.append(f"parameters the model does not have: {unexpected}")
-        problems.extend(wrong_shapes)
-        raise ValueError("the model's architecture differs from the checkpoint's: "
-                         + "; ".join(problems))
-
-    # -- optimizer: same class (its own load_state_dict checks the buffers)
-    optimizer_meta = _section(meta, "optimizer", dict)
-    if optimizer_meta.get("type") != type(trainer.optimizer).__name__:
-        raise ValueError(f"the checkpoint was saved with a {optimizer_meta.get('type')} "
-                         f"optimizer; this trainer has a {type(trainer.optimizer).__name__}")
-    optimizer_state = _join_arrays(optimizer_meta.get("state"), arrays)
-    if not isinstance(optimizer_state, dict):
-        raise ValueError("metadata entry 'optimizer' has no state dict")
-
-    # -- scheduler: present in both or in neither, same class, settings valid
-    scheduler_meta, scheduler = meta.get("scheduler"), trainer.scheduler
-    scheduler_state = None
-    if (scheduler_meta is None) != (scheduler is None):
-        saved = "no scheduler" if scheduler_meta is None else f"a {scheduler_meta.get('type')}"
-        ours = "none" if scheduler is None else f"a {type(scheduler).__name__}"
-        raise ValueError(f"the checkpoint was saved with {saved}; this trainer has {ours}")
-    if scheduler is not None:
-        if scheduler_meta.get("type") != type(scheduler).__name__:
-            raise ValueError(f"the checkpoint's scheduler is a {scheduler_meta.get('type')}; "
-                             f"this trainer's is a {type(scheduler).__name__}")
-        scheduler_state = scheduler_meta.get("state")
-        if scheduler_state is not None and hasattr(scheduler, "load_state_dict"):
-            copy.deepcopy(scheduler).load_state_dict(scheduler_state)  # raises if invalid
-        else:
-            scheduler_state = None
-
-    # -- trainer counters, clipping and history
-    state = _section(meta, "trainer", dict)
-    counters = {}
-    for name in ("epoch", "step"):
-        value = state.get(name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"trainer counter '{name}' must be a non-negative int; got {value!r}")
-        counters[name] = value
-    grad_clip_norm = check_grad_clip_norm(state.get("grad_clip_norm"))
-    history = state.get("history")
-    if not isinstance(history, dict) or not set(HISTORY_KEYS) <= set(history) or not all(
-            isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)
-            for v in history.values()):
-        raise ValueError(f"trainer history must map {list(HISTORY_KEYS)} to lists of numbers")
-
-    # -- the layers' generator: same kind of bit generator, a state it accepts
-    generator_state = _section(meta, "generator", dict)
-    bit_generator = layers.init_generator().bit_generator
-    if generator_state.get("bit_generator") != type(bit_generator).__name__:
-        raise ValueError(f"generator state is for {generator_state.get('bit_generator')!r}; "
-                         f"the layers use {type(bit_generator).__name__}")
-    type(bit_generator)().state = generator_state  # raises if malformed
-
-    return {
-        "model": {name: stored[name] for name in own},
-        "optimizer": optimizer_state,
-        "scheduler": scheduler_state,
-        "epoch": counters["epoch"],
-        "step": counters["step"],
-        "grad_clip_norm": grad_clip_norm,
-        "history": {k: [float(x) for x in v] for k, v in history.items()},
-        "generator": generator_state,
-    }

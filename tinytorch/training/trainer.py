@@ -8,25 +8,31 @@ that resume a run exactly.
 Exact resume rests on one rule: everything random or time-dependent is a function of the
 Trainer's counters. The learning rate of epoch ``e`` is ``scheduler.get_lr(e)``; a DataLoader
 with ``set_epoch`` is told ``e`` before each epoch, so its shuffle order depends on ``e`` only;
-the checkpoint stores the counters, the optimizer's moments and the generator that Dropout
-draws its masks from.
+the Trainer's :meth:`~Trainer.state_dict` holds the counters, the history, the schedule and
+the generator that Dropout draws its masks from, and a checkpoint stores it next to the
+model's and the optimizer's state dicts.
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
+import os
 
 import numpy as np
 
+from .. import random
 from ..core.autograd import no_grad
 from ..core.tensor import Tensor
-from .checkpoint import load_checkpoint, save_checkpoint
+from . import checkpoint
+from .checkpoint import CheckpointError
 from .clipping import clip_grad_norm
 from .metrics import correct_predictions, decision_threshold
 
 __all__ = ["Trainer"]
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "learning_rates")
+STATE_KEYS = ("epoch", "step", "grad_clip_norm", "history", "scheduler", "generator")
 
 
 def _as_input(x) -> Tensor:
@@ -55,14 +61,14 @@ def _check_count(name: str, value, minimum: int) -> int:
     return int(value)
 
 
-def check_grad_clip_norm(value):
-    """None, or a positive finite number (shared with checkpoint loading)."""
+def _check_grad_clip_norm(value, prefix: str = "Trainer: "):
+    """None, or a positive finite number."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"Trainer: grad_clip_norm must be a number or None; got {value!r}")
+        raise TypeError(f"{prefix}grad_clip_norm must be a number or None; got {value!r}")
     if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"Trainer: grad_clip_norm must be a finite number > 0; got {value}")
+        raise ValueError(f"{prefix}grad_clip_norm must be a finite number > 0; got {value}")
     return float(value)
 
 
@@ -103,7 +109,7 @@ class Trainer:
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.scheduler = scheduler
-        self.grad_clip_norm = check_grad_clip_norm(grad_clip_norm)
+        self.grad_clip_norm = _check_grad_clip_norm(grad_clip_norm)
         self.epoch = 0
         self.step = 0
         self.history = {key: [] for key in HISTORY_KEYS}
@@ -260,26 +266,169 @@ class Trainer:
         losses = [v for v in self.history["eval_loss"] if not math.isnan(v)]
         return (max(accuracies, default=-math.inf), min(losses, default=math.inf))
 
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        """What resuming needs besides the model and the optimizer, as a new dict of
+        JSON-able values: the counters ``epoch`` and ``step``, ``grad_clip_norm``, a copy
+        of ``history``, the scheduler (``None``, or its class name and state dict) and the
+        state of the shared random generator (:func:`tinytorch.get_rng_state`)."""
+        scheduler = self.scheduler
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "grad_clip_norm": self.grad_clip_norm,
+            "history": {key: [float(v) for v in values] for key, values in self.history.items()},
+            "scheduler": None if scheduler is None else {
+                "type": type(scheduler).__name__,
+                "state": scheduler.state_dict() if hasattr(scheduler, "state_dict") else None},
+            "generator": random.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`: counters, clipping, history, the scheduler's settings
+        and the shared random generator. Everything is checked before anything changes: a
+        bad entry raises ValueError naming it, and the trainer is left as it was."""
+        try:
+            plan = self._checked_state(state)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"Trainer.load_state_dict: {_message(error)}") from error
+        self._assign(plan)
+
+    def _assign(self, plan: dict) -> None:
+        self.epoch, self.step = plan["epoch"], plan["step"]
+        self.grad_clip_norm = plan["grad_clip_norm"]
+        self.history = plan["history"]
+        if plan["scheduler"] is not None:
+            self.scheduler.load_state_dict(plan["scheduler"])
+        random.set_rng_state(plan["generator"])
+
+    def _checked_state(self, state) -> dict:
+        """``state`` checked against this trainer; the values :meth:`load_state_dict` assigns."""
+        if not isinstance(state, dict):
+            raise TypeError(f"expected a dict from Trainer.state_dict(); got a "
+                            f"{type(state).__name__}")
+        missing = [key for key in STATE_KEYS if key not in state]
+        unexpected = [key for key in state if key not in STATE_KEYS]
+        if missing or unexpected:
+            raise KeyError(f"missing keys {missing}, unexpected keys {unexpected}")
+        counters = {}
+        for name in ("epoch", "step"):
+            value = state[name]
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(f"counter '{name}' must be a non-negative int; got {value!r}")
+            counters[name] = int(value)
+        history = state["history"]
+        if not isinstance(history, dict) or not set(HISTORY_KEYS) <= set(history) or not all(
+                isinstance(v, list) and all(isinstance(x, numbers.Real) and not isinstance(x, bool)
+                                            for x in v)
+                for v in history.values()):
+            raise ValueError(f"'history' must map {list(HISTORY_KEYS)} to lists of numbers")
+        return {
+            **counters,
+            "grad_clip_norm": _check_grad_clip_norm(state["grad_clip_norm"], prefix=""),
+            "history": {key: [float(x) for x in values] for key, values in history.items()},
+            "scheduler": self._checked_scheduler_state(state["scheduler"]),
+            "generator": random.check_rng_state(state["generator"]),
+        }
+
+    def _checked_scheduler_state(self, saved):
+        """The scheduler's state dict to load (None when there is nothing to load)."""
+        scheduler = self.scheduler
+        if saved is not None and not (isinstance(saved, dict) and set(saved) == {"type", "state"}):
+            raise ValueError(f"'scheduler' must be None or a dict with the keys 'type' and "
+                             f"'state'; got {saved!r}")
+        if (saved is None) != (scheduler is None):
+            was = "no scheduler" if saved is None else f"a {saved['type']}"
+            ours = "none" if scheduler is None else f"a {type(scheduler).__name__}"
+            raise ValueError(f"the state was saved with {was}; this trainer has {ours}")
+        if scheduler is None:
+            return None
+        if saved["type"] != type(scheduler).__name__:
+            raise ValueError(f"the state's scheduler is a {saved['type']}; this trainer's is a "
+                             f"{type(scheduler).__name__}")
+        if saved["state"] is None or not hasattr(scheduler, "load_state_dict"):
+            return None
+        try:
+            copy.deepcopy(scheduler).load_state_dict(saved["state"])  # raises if invalid
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"'scheduler' state is invalid: {_message(error)}") from error
+        return saved["state"]
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path) -> None:
-        """Write everything needed to resume to one ``.npz`` file at exactly ``path``.
-
-        See :mod:`tinytorch.training.checkpoint` for the format; the write is atomic.
-        """
-        save_checkpoint(self, path)
+        """Write the model's, the optimizer's and this trainer's state dicts to one ``.npz``
+        file at exactly ``path``, atomically (see :mod:`tinytorch.training.checkpoint`)."""
+        checkpoint.save_checkpoint({"model": self.model.state_dict(),
+                                    "optimizer": self.optimizer.state_dict(),
+                                    "trainer": self.state_dict()}, path)
 
     def load_checkpoint(self, path) -> None:
-        """Restore model, optimizer, scheduler, counters, history and the layers' generator.
+        """Restore model, optimizer, scheduler, counters, history and the random generator.
 
         A truncated, corrupt or mismatched file raises ``CheckpointError`` and changes nothing.
         """
-        load_checkpoint(self, path)
+        path = os.fspath(path)
+        state = checkpoint.load_checkpoint(path)
+        try:
+            model_state = _matching_model_state(self.model, state["model"])
+            saved = state["optimizer"].get("optimizer")
+            if saved != type(self.optimizer).__name__:
+                raise ValueError(f"the checkpoint was saved with a {saved} optimizer; this "
+                                 f"trainer has a {type(self.optimizer).__name__}")
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"checkpoint '{path}' cannot be loaded: "
+                                  f"{_message(error)}") from error
+        try:
+            trainer_state = self._checked_state(state["trainer"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"checkpoint '{path}' cannot be loaded: the trainer's state: "
+                                  f"{_message(error)}") from error
+        try:
+            # The optimizer validates its whole state before changing anything, so it goes
+            # first: if it refuses, nothing has been assigned yet. The rest was checked above.
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"checkpoint '{path}' does not match the optimizer: "
+                                  f"{_message(error)}") from error
+        self.model.load_state_dict(model_state)
+        self._assign(trainer_state)
 
     def __repr__(self) -> str:
         return (f"Trainer(epoch={self.epoch}, step={self.step}, "
                 f"optimizer={type(self.optimizer).__name__}, "
                 f"loss_fn={type(self.loss_fn).__name__}, scheduler={self.scheduler!r}, "
                 f"grad_clip_norm={self.grad_clip_norm})")
+
+
+def _message(error: Exception) -> str:
+    """An exception's text; a KeyError's without the quotes ``str`` adds around it."""
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+
+
+def _matching_model_state(model, stored: dict) -> dict:
+    """``stored`` if it has exactly the model's parameter names, shapes and kinds of dtype."""
+    own = model.state_dict()
+    missing = [name for name in own if name not in stored]
+    unexpected = [name for name in stored if name not in own]
+    problems = []
+    if missing:
+        problems.append(f"parameters missing from the checkpoint: {missing}")
+    if unexpected:
+        problems.append(f"parameters the model does not have: {unexpected}")
+    for name in own:
+        if name not in stored:
+            continue
+        theirs, ours = np.asarray(stored[name]), np.asarray(own[name])
+        if theirs.shape != ours.shape:
+            problems.append(f"'{name}' has shape {theirs.shape} in the checkpoint but "
+                            f"{ours.shape} in the model")
+        elif not np.can_cast(theirs.dtype, ours.dtype, casting="same_kind"):
+            problems.append(f"'{name}' holds {theirs.dtype} values, not numbers the model's "
+                            f"{ours.dtype} can take")
+    if problems:
+        raise ValueError("the model's architecture differs from the checkpoint's: "
+                         + "; ".join(problems))
+    return {name: stored[name] for name in own}
 
 
 def _improves(accuracy: float, loss: float, best: tuple) -> bool:
