@@ -88,20 +88,44 @@ def test_tanh_values_and_derivative_match_closed_form():
 
 
 @pytest.mark.parametrize("x", [-3.0, -1.0, -0.1, 0.0, 0.5, 1.0, 2.5])
-def test_gelu_matches_tanh_formula(x):
+def test_gelu_tanh_matches_tanh_formula(x):
     expected = 0.5 * x * (1 + math.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
-    assert tt.gelu(tt.Tensor(np.array([x]))).item() == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    got = tt.gelu(tt.Tensor(np.array([x])), approximate="tanh").item()
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
-def test_gelu_is_close_to_exact_erf_gelu():
-    x = np.linspace(-4, 4, 81)
+def test_gelu_default_is_the_exact_erf_form_like_pytorch():
+    x = np.linspace(-6, 6, 241)
     exact = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x])
-    np.testing.assert_allclose(tt.gelu(tt.Tensor(x)).data, exact, atol=1e-3)
+    np.testing.assert_allclose(tt.gelu(tt.Tensor(x)).data, exact, rtol=3e-7, atol=1e-12)
+    np.testing.assert_allclose(tt.GELU()(tt.Tensor(x)).data, exact, rtol=3e-7, atol=1e-12)
+    tanh_form = tt.gelu(tt.Tensor(x), approximate="tanh").data
+    assert 1e-4 < np.abs(tanh_form - exact).max() < 5e-4  # the two forms really differ
 
 
-def test_gelu_rejects_exact_mode_it_does_not_implement():
-    with pytest.raises(ValueError, match="approximate='none' is not supported"):
-        tt.GELU(approximate="none")
+@given(st.floats(-30, 30, allow_nan=False))
+def test_erf_matches_math_erf_to_float32_precision(v):
+    from tinytorch.core.activations import erf
+    expected = math.erf(v)
+    assert erf(np.array([v]))[0] == pytest.approx(expected, rel=2.5e-7, abs=1e-300)
+
+
+def test_gelu_rejects_an_unknown_approximation():
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'; got 'fast'"):
+        tt.GELU(approximate="fast")
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_gradient_matches_finite_differences(approximate):
+    x = np.linspace(-4, 4, 33)
+    assert tt.gradcheck(lambda t: tt.gelu(t, approximate=approximate), x)
+
+
+def test_relu_backward_sends_zero_not_nan_for_an_infinite_upstream_gradient():
+    x = tt.Tensor(np.array([-1.0, 0.0, 4.0]), requires_grad=True)
+    with np.errstate(divide="ignore"):
+        tt.relu(x).sqrt().sum().backward()  # d sqrt at 0 is inf; ReLU zero slope wins
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.25])
 
 
 def test_activations_keep_float32():

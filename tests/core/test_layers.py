@@ -320,3 +320,16 @@ def test_hooks_run_in_registration_order_and_do_not_leak_into_parameters():
 def test_a_hook_must_be_callable():
     with pytest.raises(TypeError, match="callable"):
         tt.Linear(2, 2).register_forward_hook(42)
+
+
+def test_a_refused_load_state_dict_changes_nothing_and_names_the_key_and_dtype():
+    model = tt.MLP([3, 4, 2])
+    before = model.state_dict()
+    bad = {name: value.copy() for name, value in before.items()}
+    for name in bad:
+        bad[name] += 1.0
+    bad["2.bias"] = np.array(["a", "b"])  # the last entry: earlier ones would be written first
+    with pytest.raises(TypeError, match=r"'2.bias' has dtype <U1"):
+        model.load_state_dict(bad)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])

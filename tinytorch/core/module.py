@@ -162,20 +162,30 @@ class Module:
         """Copy values into the existing parameters (in place, so optimizers keep them).
 
         Everything is checked before anything is written: missing or unexpected names
-        (when ``strict``) and shape mismatches raise with the names and shapes involved.
+        (when ``strict``), values that are not real numbers (a string array, say) and shape
+        mismatches raise with the names, dtypes and shapes involved, and leave the model as
+        it was.
         """
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        values = {}
         for name, p in own.items():
-            if name in state and np.shape(state[name]) != p.shape:
-                raise ValueError(f"load_state_dict: '{name}' has shape {np.shape(state[name])} "
+            if name not in state:
+                continue
+            value = state[name].data if isinstance(state[name], Tensor) else state[name]
+            value = np.asarray(value)
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"load_state_dict: '{name}' has dtype {value.dtype} in the state "
+                                f"dict; a parameter needs real numbers ({p.dtype})")
+            if value.shape != p.shape:
+                raise ValueError(f"load_state_dict: '{name}' has shape {value.shape} "
                                  f"in the state dict but {p.shape} in the model")
-        for name, p in own.items():
-            if name in state:
-                p.data[...] = state[name]
+            values[name] = value
+        for name, value in values.items():
+            own[name].data[...] = value
 
     def __repr__(self) -> str:
         children = self.named_children()
