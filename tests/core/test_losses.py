@@ -252,3 +252,122 @@ def test_loss_modules_call_and_forward_equal_the_function(loss_cls, function, pr
     assert loss_fn.forward(tt.Tensor(pred), target).item() == expected
     assert loss_cls(reduction="sum")(pred, target).item() == pytest.approx(
         function(pred, target, reduction="sum").item())
+
+
+# --------------------------------------------------------------------------- ignore_index
+def _ignored_labels(n, classes, seed, ignore_index=-100):
+    """Labels with a random subset (never all) replaced by ``ignore_index``."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, size=n)
+    drop = rng.random(n) < 0.5
+    drop[rng.integers(n)] = False
+    return np.where(drop, ignore_index, labels), ~drop
+
+
+@settings(**SETTINGS)
+@given(st.integers(1, 8), st.integers(2, 5), st.integers(0, 1000))
+def test_cross_entropy_mean_is_over_the_targets_not_ignored(n, classes, seed):
+    logits = _values((n, classes), seed, -5, 5)
+    labels, kept = _ignored_labels(n, classes, seed)
+    log_probs = _log_softmax_rows(logits)
+    expected = -np.mean(log_probs[np.arange(n)[kept], labels[kept]])
+    loss = tt.CrossEntropyLoss()(tt.Tensor(logits), labels)       # -100 is the default
+    assert loss.item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_cross_entropy_gradient_is_zero_on_ignored_rows_and_divided_by_the_kept_count():
+    logits, labels = _values((5, 3), 2), np.array([2, -100, 0, -100, 1])
+    z = tt.Tensor(logits, requires_grad=True)
+    tt.cross_entropy(z, labels).backward()
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    kept = labels != -100
+    np.testing.assert_array_equal(z.grad[~kept], 0.0)
+    one_hot = np.eye(3)[labels[kept]]
+    np.testing.assert_allclose(z.grad[kept], (softmax[kept] - one_hot) / 3, rtol=1e-10)
+
+
+@settings(**SETTINGS)
+@given(st.integers(1, 5), st.integers(2, 4), st.sampled_from(["mean", "sum", "none"]),
+       st.integers(0, 1000))
+def test_cross_entropy_gradient_with_ignored_targets_matches_finite_differences(
+        n, classes, reduction, seed):
+    labels, _ = _ignored_labels(n, classes, seed)
+    assert tt.gradcheck(lambda z: tt.cross_entropy(z, labels, reduction),
+                        _values((n, classes), seed))
+
+
+def test_cross_entropy_none_and_sum_give_ignored_targets_zero_loss():
+    logits, labels = _values((4, 3), 3), np.array([1, -100, 2, -100])
+    per_sample = tt.cross_entropy(logits, labels, reduction="none").data
+    expected = -_log_softmax_rows(logits)[[0, 2], [1, 2]]
+    np.testing.assert_array_equal(per_sample[[1, 3]], 0.0)
+    np.testing.assert_allclose(per_sample[[0, 2]], expected, rtol=1e-12)
+    assert tt.cross_entropy(logits, labels, reduction="sum").item() == pytest.approx(
+        expected.sum(), rel=1e-12)
+
+
+def test_cross_entropy_with_every_target_ignored_is_nan_with_zero_gradient():
+    z = tt.Tensor(_values((3, 4), 1), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # nan by definition, not by accident
+        loss = tt.cross_entropy(z, np.full(3, -100))
+        loss.backward()
+    assert math.isnan(loss.item())
+    np.testing.assert_array_equal(z.grad, 0.0)
+    assert tt.cross_entropy(z, np.full(3, -100), reduction="sum").item() == 0.0
+
+
+def test_cross_entropy_ignore_index_may_be_a_valid_class():
+    logits, labels = _values((4, 3), 4), np.array([0, 1, 0, 2])
+    loss = tt.CrossEntropyLoss(ignore_index=0)(tt.Tensor(logits), labels)
+    expected = -np.mean(_log_softmax_rows(logits)[[1, 3], [1, 2]])
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_cross_entropy_still_rejects_out_of_range_targets_other_than_ignore_index():
+    with pytest.raises(ValueError, match=re.escape("target class -1 is out of range")):
+        tt.cross_entropy(np.zeros((3, 4)), np.array([-100, -1, 2]))
+
+
+def test_cross_entropy_loss_module_passes_ignore_index_and_shows_it():
+    loss_fn = tt.CrossEntropyLoss(reduction="sum", ignore_index=2)
+    logits, labels = _values((3, 4), 5), np.array([2, 1, 3])
+    assert loss_fn(logits, labels).item() == tt.cross_entropy(
+        logits, labels, "sum", ignore_index=2).item()
+    assert repr(loss_fn) == "CrossEntropyLoss(reduction='sum', ignore_index=2)"
+    assert repr(tt.CrossEntropyLoss()) == "CrossEntropyLoss()"
+
+
+# --------------------------------------------------------------------------- sequences
+def test_cross_entropy_of_sequence_logits_equals_the_flattened_batch():
+    logits, labels = _values((2, 5, 4), 6), _labels(10, 4, seed=6).reshape(2, 5)
+    labels[0, 3] = -100
+    flat = tt.cross_entropy(logits.reshape(10, 4), labels.reshape(10))
+    assert tt.cross_entropy(logits, labels).item() == pytest.approx(flat.item(), rel=1e-12)
+    per_position = tt.cross_entropy(logits, labels, reduction="none")
+    assert per_position.shape == (2, 5)
+    np.testing.assert_allclose(per_position.data.reshape(10),
+                               tt.cross_entropy(logits.reshape(10, 4), labels.reshape(10),
+                                                reduction="none").data, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_gradient_of_sequence_logits_matches_finite_differences(reduction):
+    labels = _labels(6, 3, seed=7).reshape(2, 3)
+    labels[1, 0] = -100
+    assert tt.gradcheck(lambda z: tt.cross_entropy(z, labels, reduction), _values((2, 3, 3), 8))
+
+
+def test_cross_entropy_of_sequence_logits_accepts_probability_targets():
+    logits = _values((2, 3, 4), 9)
+    target = np.random.default_rng(9).dirichlet(np.ones(4), size=(2, 3))
+    expected = tt.cross_entropy(logits.reshape(6, 4), target.reshape(6, 4)).item()
+    assert tt.cross_entropy(logits, target).item() == pytest.approx(expected, rel=1e-12)
+    assert tt.gradcheck(tt.cross_entropy, logits, target)
+
+
+def test_cross_entropy_of_sequence_logits_names_the_target_shapes_it_takes():
+    with pytest.raises(ValueError, match=re.escape(
+            "for logits of shape (2, 3, 4) the target must have shape (2, 3) (class indices) "
+            "or (2, 3, 4) (class probabilities); got (6,)")):
+        tt.cross_entropy(np.zeros((2, 3, 4)), np.zeros(6, dtype=int))

@@ -87,12 +87,23 @@ def _class_indices(target: np.ndarray, classes: int) -> np.ndarray:
     return target
 
 
-def cross_entropy(logits, target, reduction: str = "mean") -> Tensor:
+def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -100) -> Tensor:
     """Cross-entropy of raw scores ``logits`` (N, C) against ``target``.
 
     ``target`` is either class indices of shape (N,) (any integer dtype) or a row of class
     probabilities per sample, shape (N, C) (one-hot or soft). Per sample the loss is
     -sum_c target_c * log_softmax(logits)_c; 'mean' divides the total by N.
+
+    Sequences: logits (..., C) are read as one sample per leading position, against targets
+    of shape (...) or (..., C); a language model's (B, T, C) logits take (B, T) targets, and
+    'none' returns losses of shape (B, T). The classes are always the *last* dimension.
+    (PyTorch puts them in dimension 1, (N, C, d1, ...); there, reshape to (B*T, C) and
+    (B*T,) first, as nanoGPT does. Both give the same numbers for 2-D logits.)
+
+    Class-index targets equal to ``ignore_index`` contribute nothing (as in PyTorch): their
+    loss is 0, their gradient is 0, and 'mean' divides by the number of targets kept, so a
+    batch with every target ignored has a mean of nan (0/0). It does not apply to
+    probability targets.
 
     Stable for any logits: log_softmax is z - log(sum(exp(z))) with z = logits - row max.
     Gradient with respect to the logits: (softmax * sum(target) - target) / N (softmax - onehot
@@ -100,19 +111,29 @@ def cross_entropy(logits, target, reduction: str = "mean") -> Tensor:
     """
     _check_reduction(reduction)
     logits = _as_tensor(logits)
-    if logits.ndim != 2:
+    if logits.ndim < 2:
         raise ValueError(f"CrossEntropyLoss: logits must have shape (N, C); got {logits.shape}")
-    n, classes = logits.shape
+    lead, classes = logits.shape[:-1], logits.shape[-1]
+    n = int(np.prod(lead))
     target_tensor = target if isinstance(target, Tensor) else None
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
 
-    z = logits.data - logits.data.max(axis=1, keepdims=True)
+    scores = logits.data.reshape(n, classes)
+    z = scores - scores.max(axis=1, keepdims=True)
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    kept = None                                    # None: every sample counts
 
-    if target_data.shape == (n,):
-        indices = _class_indices(target_data, classes)
+    if target_data.shape == lead:
+        flat = target_data.reshape(n)
+        ignored = flat == ignore_index
+        if ignored.any():
+            kept = ~ignored
+            flat = np.where(kept, flat, 0)         # any valid class: its loss is zeroed below
+        indices = _class_indices(flat, classes)
         rows = np.arange(n)
         per_sample = -log_probs[rows, indices]
+        if kept is not None:
+            per_sample = np.where(kept, per_sample, 0.0).astype(log_probs.dtype)
 
         def grad_logits(scale):
             grad = np.exp(log_probs) * scale
@@ -120,9 +141,9 @@ def cross_entropy(logits, target, reduction: str = "mean") -> Tensor:
             return grad
 
         parents = (logits,)
-    elif target_data.shape == (n, classes):
+    elif target_data.shape == logits.shape:
         probs = target_data.astype(logits.dtype if logits.dtype.kind == "f" else np.float64,
-                                   copy=False)
+                                   copy=False).reshape(n, classes)
         per_sample = -(probs * log_probs).sum(axis=1)
 
         def grad_logits(scale):
@@ -134,16 +155,25 @@ def cross_entropy(logits, target, reduction: str = "mean") -> Tensor:
             parents = (logits, target_tensor)
     else:
         raise ValueError(f"CrossEntropyLoss: for logits of shape {logits.shape} the target must "
-                         f"have shape ({n},) (class indices) or {logits.shape} (class "
+                         f"have shape {lead} (class indices) or {logits.shape} (class "
                          f"probabilities); got {target_data.shape}")
 
-    out, spread = _reduce(per_sample, reduction)
+    if reduction == "mean" and kept is not None:
+        count = int(kept.sum())                     # all ignored: nan (0/0), as in PyTorch
+        out = np.asarray(per_sample.sum() / count if count else np.nan, dtype=per_sample.dtype)
+
+        def spread(g):
+            return g / max(count, 1)
+    else:
+        out, spread = _reduce(per_sample.reshape(lead), reduction)
 
     def backward(g):
-        scale = np.broadcast_to(spread(g), (n,))[:, None]   # d loss / d per-sample loss
-        grads = (grad_logits(scale),)
+        scale = np.broadcast_to(spread(g), lead).reshape(n, 1)   # d loss / d per-sample loss
+        if kept is not None:
+            scale = scale * kept[:, None]
+        grads = (grad_logits(scale).reshape(logits.shape),)
         if len(parents) == 2:
-            grads += (-log_probs * scale,)
+            grads += ((-log_probs * scale).reshape(logits.shape),)
         return grads
 
     return make_op(out, parents, backward, "cross_entropy")
@@ -217,11 +247,21 @@ class MSELoss(_Loss):
 
 
 class CrossEntropyLoss(_Loss):
-    """Cross-entropy on logits, integer or one-hot/probability targets. See
-    :func:`cross_entropy`."""
+    """Cross-entropy on logits, integer or one-hot/probability targets; targets equal to
+    ``ignore_index`` are left out. See :func:`cross_entropy`."""
+
+    def __init__(self, reduction: str = "mean", *, ignore_index: int = -100):
+        super().__init__(reduction)
+        self.ignore_index = ignore_index
 
     def forward(self, logits, target) -> Tensor:
-        return cross_entropy(logits, target, self.reduction)
+        return cross_entropy(logits, target, self.reduction, self.ignore_index)
+
+    def extra_repr(self) -> str:
+        parts = [super().extra_repr()]
+        if self.ignore_index != -100:
+            parts.append(f"ignore_index={self.ignore_index}")
+        return ", ".join(p for p in parts if p)
 
 
 class BCELoss(_Loss):
