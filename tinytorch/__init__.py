@@ -22,8 +22,9 @@ from .training import *             # 08 Training
 from .core.spatial import *         # 09 Convolutions
 from .text import *                 # 10 Tokenization
 from .core.embedding import *       # 11 Embeddings
-from .core.attention import *      # 12 Attention
-from .core.normalization import *  # 13 Transformers (LayerNorm)
+from .core.attention import *       # 12 Attention
+from .core.normalization import *   # 13 Transformers (LayerNorm)
+from .models import *               # 13 Transformers (TransformerBlock, GPT)
 from .gradcheck import gradcheck, numerical_gradient
 from . import datasets, profiling
 

@@ -1,0 +1,122 @@
+"""Chapter 13 — TransformerBlock: the pre-norm residual structure and its GELU MLP against
+the closed form written in numpy, its parameter count, gradients and causality."""
+import numpy as np
+import pytest
+
+import tinytorch as tt
+
+
+def _values(shape, seed=0):
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, size=shape)
+
+
+def numpy_gelu(x):
+    """GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+
+
+def numpy_layer_norm(x, ln):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + ln.eps) * ln.weight.data + ln.bias.data
+
+
+def numpy_linear(x, layer):
+    return x @ layer.weight.data.T + layer.bias.data
+
+
+def numpy_causal_attention(x, mha):
+    b, t, c = x.shape
+    h, d = mha.num_heads, mha.head_dim
+    q, k, v = np.split(numpy_linear(x, mha.c_attn), 3, axis=-1)
+    split = [a.reshape(b, t, h, d).transpose(0, 2, 1, 3) for a in (q, k, v)]
+    scores = split[0] @ split[1].transpose(0, 1, 3, 2) / np.sqrt(d)
+    scores = np.where(np.tril(np.ones((t, t), bool)), scores, -np.inf)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    y = (weights @ split[2]).transpose(0, 2, 1, 3).reshape(b, t, c)
+    return numpy_linear(y, mha.c_proj)
+
+
+def numpy_block(x, block):
+    x = x + numpy_causal_attention(numpy_layer_norm(x, block.ln_1), block.attn)
+    hidden = numpy_gelu(numpy_linear(numpy_layer_norm(x, block.ln_2), block.mlp.c_fc))
+    return x + numpy_linear(hidden, block.mlp.c_proj)
+
+
+def test_the_mlp_gelu_in_float32_matches_the_tanh_closed_form():
+    x = np.linspace(-5, 5, 1001).astype(np.float32)
+    gelu = tt.TransformerBlock(8, 2).mlp.gelu
+    np.testing.assert_allclose(gelu(tt.Tensor(x)).data, numpy_gelu(x.astype(np.float64)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_block_is_x_plus_attention_of_ln1_then_plus_the_gelu_mlp_of_ln2():
+    tt.manual_seed(0)
+    block = tt.TransformerBlock(8, 2)
+    for p in block.parameters():                    # LayerNorm's ones and zeros would hide
+        p.data[...] = _values(p.shape, p.size)      # a swapped weight and bias
+    x = _values((2, 5, 8), 1).astype(np.float32)
+    out = block(tt.Tensor(x), is_causal=True)
+    np.testing.assert_allclose(out.data, numpy_block(x.astype(np.float64), block), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_a_block_has_nanogpt_names_and_12_c_squared_plus_13_c_parameters():
+    block = tt.TransformerBlock(16, 4)
+    names = [n for n, _ in block.named_parameters()]
+    assert names == ["ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
+                     "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
+                     "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"]
+    assert sum(p.size for p in block.parameters()) == 12 * 16 ** 2 + 13 * 16
+    assert block.mlp.c_fc.out_features == 64
+    assert tt.TransformerBlock(16, 4, mlp_ratio=2).mlp.c_fc.out_features == 32
+
+
+def test_block_gradients_match_finite_differences():
+    tt.manual_seed(2)
+    block = tt.TransformerBlock(4, 2)
+    slots = {}
+    for owner in block.modules():
+        for name, value in vars(owner).items():
+            if isinstance(value, tt.Parameter):
+                slots[id(value)] = (value, owner, name)
+    slots = list(slots.values())
+
+    def fn(x, *params):
+        for (_, owner, name), p in zip(slots, params):
+            setattr(owner, name, p)
+        return block(x, is_causal=True)
+
+    params = [p.data.astype(np.float64) for p, _, _ in slots]
+    assert tt.gradcheck(fn, _values((2, 3, 4), 3), *params)
+
+
+def test_a_causal_block_ignores_later_positions():
+    tt.manual_seed(0)
+    block = tt.TransformerBlock(8, 2)
+    x = _values((1, 6, 8), 4)
+    changed = x.copy()
+    changed[:, 3:] += 1.0
+    before = block(tt.Tensor(x), is_causal=True).data
+    after = block(tt.Tensor(changed), is_causal=True).data
+    np.testing.assert_array_equal(before[:, :3], after[:, :3])
+    assert not np.allclose(before[:, 3:], after[:, 3:])
+
+
+def test_the_residual_path_carries_the_gradient_even_when_the_branches_are_silent():
+    tt.manual_seed(0)
+    block = tt.TransformerBlock(8, 2)
+    block.attn.c_proj.weight.data[...] = 0
+    block.attn.c_proj.bias.data[...] = 0
+    block.mlp.c_proj.weight.data[...] = 0
+    block.mlp.c_proj.bias.data[...] = 0
+    x = tt.Tensor(_values((2, 3, 8), 5), requires_grad=True)
+    block(x).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.ones_like(x.data))
+
+
+@pytest.mark.parametrize("ratio", [0, -1, 0.3])
+def test_an_mlp_ratio_that_gives_no_whole_number_of_units_is_refused(ratio):
+    with pytest.raises(ValueError, match="mlp_ratio"):
+        tt.TransformerBlock(8, 2, mlp_ratio=ratio)
