@@ -23,16 +23,17 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # reference_numpy, beside this file
 
-import reference_numpy as ref  # noqa: E402
 import tinytorch as tt  # noqa: E402
+
+import reference_numpy as ref  # noqa: E402
 
 LEARNING_RATE = 1e-3
 ORACLE_RTOL = 1e-5
@@ -399,7 +400,7 @@ def time_everything(torch, quick: bool, repeats: int) -> list:
         timed = min(case.quick_batches or per_epoch, per_epoch) if quick else per_epoch
         for run in runs.values():     # warm-up: first-touch allocations, caches
             run(min(3, timed))
-        best = best_times(runs, lambda run: run(timed), repeats)
+        best = best_times(runs, lambda run, batches=timed: run(batches), repeats)
         scale = per_epoch / timed   # --quick: estimate a whole epoch from the timed batches
         seconds = {name: b * scale for name, b in best.items()}
         label = case.name + (f" (est. from {timed} of {per_epoch} batches)" if timed < per_epoch

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["Linear", "ReLU", "Conv2d", "MaxPool2d", "Flatten", "Sequential",
            "cross_entropy", "Adam", "train_step", "im2col", "col2im"]
@@ -83,33 +84,31 @@ def im2col(x: np.ndarray, kh: int, kw: int, padding: int) -> np.ndarray:
 
     x: (N, C, H, W) -> (N, C*kh*kw, OH*OW), laid out as ``torch.nn.functional.unfold``:
     ``cols[n, (c*kh + i)*kw + j, oh*OW + ow] = padded_x[n, c, oh + i, ow + j]``.
-    One strided copy per kernel offset (kh*kw of them), each covering the whole batch.
+    ``sliding_window_view`` sees every window without copying; the reshape is the one copy.
     """
     n, c, h, w = x.shape
     p = padding
     padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
     oh, ow = h + 2 * p - kh + 1, w + 2 * p - kw + 1
-    cols = np.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, :, i, j] = padded[:, :, i:i + oh, j:j + ow]
-    return cols.reshape(n, c * kh * kw, oh * ow)
+    windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))  # (N, C, OH, OW, kh, kw)
+    return windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, oh * ow)
 
 
-def col2im(cols: np.ndarray, x_shape: tuple, kh: int, kw: int, padding: int) -> np.ndarray:
+def col2im(blocks, x_shape: tuple, kh: int, kw: int, padding: int, dtype) -> np.ndarray:
     """The adjoint of im2col: add each column entry back onto the pixel it was copied from.
 
-    A pixel covered by several windows receives the sum of their entries; entries that came
-    from the zero padding are dropped.
+    ``blocks`` yields, for each kernel offset (i, j) in row-major order, the (N, C, OH, OW)
+    entries of the columns under that offset, i.e. ``cols.reshape(N, C, kh, kw, OH, OW)[:,
+    :, i, j]``. A pixel covered by several windows receives the sum of their entries;
+    entries that came from the zero padding are dropped.
     """
     n, c, h, w = x_shape
     p = padding
     oh, ow = h + 2 * p - kh + 1, w + 2 * p - kw + 1
-    cols = cols.reshape(n, c, kh, kw, oh, ow)
-    padded = np.zeros((n, c, h + 2 * p, w + 2 * p), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            padded[:, :, i:i + oh, j:j + ow] += cols[:, :, i, j]
+    padded = np.zeros((n, c, h + 2 * p, w + 2 * p), dtype=dtype)
+    offsets = [(i, j) for i in range(kh) for j in range(kw)]
+    for (i, j), block in zip(offsets, blocks, strict=True):
+        padded[:, :, i:i + oh, j:j + ow] += block
     return padded[:, :, p:p + h, p:p + w]
 
 
@@ -121,6 +120,9 @@ class Conv2d:
         dL/dW    = sum over n of g[n] @ cols[n].T     then reshaped to (F, C, kh, kw)
         dL/db    = g summed over n and P
         dL/dcols = W_matrix.T @ g[n] for each n       and dL/dx = col2im(dL/dcols)
+    dL/dW is computed transposed (sum of cols[n] @ g[n].T), which BLAS runs faster, and
+    dL/dcols one kernel offset at a time: its rows for offset (i, j) are W[:, :, i, j].T @ g,
+    an (N, C, P) block that col2im adds onto the image before the next one is formed.
     """
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, padding: int = 0):
@@ -138,14 +140,19 @@ class Conv2d:
         return out.reshape(n, f, oh, ow)
 
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True):
-        f, _, kh, kw = self.weight.shape
-        g = grad_out.reshape(len(grad_out), f, -1)                    # (N, F, P)
-        grad_weight = np.matmul(g, self.cols.transpose(0, 2, 1)).sum(axis=0)
-        self.grads = [grad_weight.reshape(self.weight.shape), g.sum(axis=(0, 2))]
+        f, c, kh, kw = self.weight.shape
+        n, p = len(grad_out), grad_out.shape[2] * grad_out.shape[3]
+        g = grad_out.reshape(n, f, p)                                     # (N, F, P)
+        grad_weight_t = np.matmul(self.cols, g.transpose(0, 2, 1)).sum(axis=0)   # (C*kh*kw, F)
+        self.grads = [grad_weight_t.T.reshape(self.weight.shape), g.sum(axis=(0, 2))]
         if not need_input_grad:  # a network's input needs no gradient: skip col2im
             return None
-        grad_cols = np.matmul(self.weight.reshape(f, -1).T, g)        # (N, C*kh*kw, P)
-        return col2im(grad_cols, self.x_shape, kh, kw, self.padding)
+        per_offset = np.ascontiguousarray(self.weight.transpose(2, 3, 1, 0))   # (kh, kw, C, F)
+        block = np.empty((n, c, p), dtype=np.result_type(self.weight, g))  # reused
+        oh, ow = grad_out.shape[2:]
+        blocks = (np.matmul(per_offset[i, j], g, out=block).reshape(n, c, oh, ow)
+                  for i in range(kh) for j in range(kw))
+        return col2im(blocks, self.x_shape, kh, kw, self.padding, block.dtype)
 
 
 class MaxPool2d:

@@ -14,6 +14,7 @@ import tinytorch as tt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_training as bench  # noqa: E402
+
 import reference_numpy as ref  # noqa: E402
 
 RTOL = 1e-5

@@ -47,7 +47,8 @@ def naive_conv2d(x, weight, bias, stride, padding):
 @settings(**SETTINGS)
 @given(geometries)
 def test_conv2d_forward_matches_naive_loop(g):
-    x, weight, bias = _values((2, 2, g["h"], g["w"]), 1), _values((3, 2) + g["kernel"], 2), _values(3, 3)
+    x, weight = _values((2, 2, g["h"], g["w"]), 1), _values((3, 2) + g["kernel"], 2)
+    bias = _values(3, 3)
     out = tt.conv2d(tt.Tensor(x), tt.Tensor(weight), tt.Tensor(bias), g["stride"], g["padding"])
     expected = naive_conv2d(x, weight, bias, g["stride"], g["padding"])
     np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12)
@@ -56,7 +57,8 @@ def test_conv2d_forward_matches_naive_loop(g):
 @settings(**SETTINGS)
 @given(geometries)
 def test_conv2d_gradients_wrt_input_weight_and_bias_match_finite_differences(g):
-    x, weight, bias = _values((2, 2, g["h"], g["w"]), 1), _values((2, 2) + g["kernel"], 2), _values(2, 3)
+    x, weight = _values((2, 2, g["h"], g["w"]), 1), _values((2, 2) + g["kernel"], 2)
+    bias = _values(2, 3)
     assert tt.gradcheck(lambda x, w, b: tt.conv2d(x, w, b, g["stride"], g["padding"]),
                         x, weight, bias)
 
@@ -65,6 +67,27 @@ def test_conv2d_without_bias_matches_finite_differences():
     x, weight = _values((2, 3, 6, 5), 1), _values((2, 3, 2, 3), 2)
     assert tt.gradcheck(lambda x, w: tt.conv2d(x, w, None, stride=(2, 1), padding=(1, 0)),
                         x, weight)
+
+
+def test_conv2d_gradients_with_a_5x5_kernel_stride_2_and_uneven_padding_match_finite_differences():
+    # 25 kernel offsets, larger than the property test's kernels, on a non-square input
+    x, weight, bias = _values((2, 3, 9, 8), 1), _values((2, 3, 5, 5), 2), _values(2, 3)
+    assert tt.gradcheck(lambda x, w, b: tt.conv2d(x, w, b, stride=2, padding=(2, 1)),
+                        x, weight, bias)
+
+
+@pytest.mark.parametrize("stride, padding, kernel", [(1, 1, (3, 3)), (2, (1, 0), (2, 3))])
+def test_conv2d_input_gradient_is_col2im_of_weight_matrix_transpose_times_output_gradient(
+        stride, padding, kernel):
+    # The chapter's formula: dL/dx = col2im(W_mat.T @ G), with G = dL/dout as (N, F, OH*OW).
+    x = tt.Tensor(_values((2, 3, 7, 6), 1), requires_grad=True)
+    weight = _values((4, 3) + kernel, 2)
+    out = tt.conv2d(x, tt.Tensor(weight), None, stride, padding)
+    grad_out = _values(out.shape, 3)
+    out.backward(grad_out)
+    grad_cols = weight.reshape(4, -1).T @ grad_out.reshape(2, 4, -1)
+    expected = tt.col2im(grad_cols, x.shape, *kernel, stride=stride, padding=padding)
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_layer_forward_matches_naive_loop_with_its_own_parameters():

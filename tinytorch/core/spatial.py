@@ -18,8 +18,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..random import default_generator
-from .module import Module, Parameter
 from .autograd import make_op
+from .module import Module, Parameter
 from .tensor import Tensor
 
 __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "conv2d", "max_pool2d", "avg_pool2d",
@@ -127,14 +127,22 @@ def _offsets(kernel: tuple, stride: tuple, out_hw: tuple):
                          slice(j, j + sw * ow, sw))
 
 
-def _col2im(cols: np.ndarray, input_shape: tuple, stride: tuple, padding: tuple) -> np.ndarray:
-    """Add columns of shape (N, C, kh, kw, OH, OW) back onto an (N, C, H, W) image."""
+def _col2im(blocks, input_shape: tuple, kernel: tuple, stride: tuple, padding: tuple,
+            dtype) -> np.ndarray:
+    """Add column entries back onto the (N, C, H, W) image they were copied from.
+
+    ``blocks`` gives, for each kernel offset (i, j) in row-major order, the (N, C, OH, OW)
+    column entries under that offset: ``cols[:, :, i, j]`` in _windows' layout. Each block
+    is added onto the strided slice of the padded image under its offset, so overlapping
+    windows add up, and the padding is cut off at the end. ``blocks`` may be a generator
+    that computes each block only when it is needed (conv2d's backward pass does).
+    """
     n, c, h, w = input_shape
-    kh, kw, oh, ow = cols.shape[2:]
     ph, pw = padding
-    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
-    for i, j, under_offset in _offsets((kh, kw), stride, (oh, ow)):
-        padded[under_offset] += cols[:, :, i, j]  # overlapping windows add up
+    out_hw = _output_hw(input_shape, kernel, stride, padding, "col2im")
+    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dtype)
+    for (_, _, under_offset), block in zip(_offsets(kernel, stride, out_hw), blocks):
+        padded[under_offset] += block
     return padded[:, :, ph:ph + h, pw:pw + w]
 
 
@@ -157,7 +165,9 @@ def col2im(cols, input_shape: tuple, kh: int, kw: int, stride=1, padding=0) -> n
         raise ValueError(f"col2im: columns of shape {cols.shape} do not match input shape "
                          f"{tuple(input_shape)} with kernel {kernel}, stride {stride}, "
                          f"padding {padding}; expected {expected}")
-    return _col2im(cols.reshape(n, c, kh, kw, oh, ow), tuple(input_shape), stride, padding)
+    cols = cols.reshape(n, c, kh, kw, oh, ow)
+    blocks = (cols[:, :, i, j] for i in range(kh) for j in range(kw))
+    return _col2im(blocks, tuple(input_shape), kernel, stride, padding, cols.dtype)
 
 
 # ----------------------------------------------------------------------------- functional ops
@@ -188,11 +198,20 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
         grad_out = grad_out.reshape(n, f, oh * ow)
         grad_x = grad_weight = grad_bias = None
         if x.requires_grad:  # skipped for a network's input: col2im is the costly part
-            grad_cols = np.matmul(weight_matrix.T, grad_out)  # (N, C*kh*kw, OH*OW)
-            grad_x = col2im(grad_cols, x.shape, kh, kw, stride, padding)
+            # dL/dcols = weight_matrix.T @ grad_out, (N, C*kh*kw, OH*OW), goes to col2im one
+            # kernel offset at a time: its rows for offset (i, j) are weight[:, :, i, j].T @
+            # grad_out. Each block is added onto the image before the next is computed into
+            # the same buffer, so the whole matrix (kh*kw times the input) never exists.
+            per_offset = np.ascontiguousarray(weight.data.transpose(2, 3, 1, 0))  # kh,kw,C,F
+            block = np.empty((n, c, oh * ow), dtype=np.result_type(per_offset, grad_out))
+            blocks = (np.matmul(per_offset[i, j], grad_out, out=block).reshape(n, c, oh, ow)
+                      for i in range(kh) for j in range(kw))
+            grad_x = _col2im(blocks, x.shape, kernel, stride, padding, block.dtype)
         if weight.requires_grad:
-            grad_weight = np.matmul(grad_out, cols.transpose(0, 2, 1)).sum(axis=0)
-            grad_weight = grad_weight.reshape(weight.shape)
+            # Summed over n, cols[n] @ grad_out[n].T: dW transposed, (C*kh*kw, F). BLAS runs
+            # this orientation faster than grad_out[n] @ cols[n].T, which has only F rows.
+            grad_weight_t = np.matmul(cols, grad_out.transpose(0, 2, 1)).sum(axis=0)
+            grad_weight = grad_weight_t.T.reshape(weight.shape)
         if bias is not None and bias.requires_grad:
             grad_bias = grad_out.sum(axis=(0, 2))
         return (grad_x, grad_weight, grad_bias)[:len(parents)]
@@ -247,10 +266,8 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None) -> Tensor:
 
     def backward(grad_out):
         share = grad_out / window_size  # every pixel of a window gets an equal part
-        grad_x = np.zeros(pixels.shape, dtype=grad_out.dtype)
-        for _, _, under_offset in _offsets(kernel, stride, out_hw):
-            grad_x[under_offset] += share
-        return (grad_x,)
+        blocks = [share] * window_size  # the same block under every kernel offset
+        return (_col2im(blocks, pixels.shape, kernel, stride, (0, 0), share.dtype),)
 
     return make_op(out, (x,), backward, "avg_pool2d")
 
