@@ -54,6 +54,8 @@ _OPTIMIZER_PY, _SGD_PY, _ADAM_PY = ("tinytorch/optim/optimizer.py", "tinytorch/o
 _SCHEDULE_PY, _CLIPPING_PY, _TRAINER_PY, _CHECKPOINT_PY = (
     "tinytorch/training/schedule.py", "tinytorch/training/clipping.py",
     "tinytorch/training/trainer.py", "tinytorch/training/checkpoint.py")
+_CHAR_PY, _BPE_PY, _BPE_TRAIN_PY = ("tinytorch/text/char.py", "tinytorch/text/bpe.py",
+                                    "tinytorch/text/bpe_train.py")
 
 CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
     Chapter("01", "Tensor", "book/chapters/01_tensor.md",
@@ -111,6 +113,14 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
             stubs=_stubs("tinytorch/core/spatial.py", "_output_hw", "_windows", "_col2im",
                          "conv2d", "max_pool2d", "avg_pool2d"),
             tests=("tests/core/test_spatial.py",)),
+    Chapter("10", "Tokenization", "book/chapters/10_tokenization.md",
+            modules=(_CHAR_PY, _BPE_PY, _BPE_TRAIN_PY),
+            stubs=_stubs(_CHAR_PY, "CharTokenizer.from_text", "CharTokenizer.encode",
+                         "CharTokenizer.decode")
+            + _stubs(_BPE_PY, "pair_counts", "merge_pair", "BPETokenizer._encode_chunk",
+                     "BPETokenizer.decode")
+            + _stubs(_BPE_TRAIN_PY, "_best_pair", "learn_merges"),
+            tests=("tests/text/test_tokenizers.py",)),
 )}
 
 
