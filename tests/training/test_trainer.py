@@ -500,3 +500,16 @@ def test_load_state_dict_refuses_a_bad_entry_naming_it_and_changes_nothing(spoil
 def test_load_state_dict_refuses_what_is_not_a_dict():
     with pytest.raises(ValueError, match="expected a dict from Trainer.state_dict"):
         make_trainer().load_state_dict([("epoch", 1)])
+
+
+def test_a_custom_loss_that_declares_takes_logits_is_thresholded_at_zero():
+    class MyLogitLoss(tt.BCEWithLogitsLoss.__mro__[1]):  # the common loss base, not WithLogits
+        takes_logits = True
+
+        def forward(self, logits, target):
+            return tt.binary_cross_entropy_with_logits(logits, target)
+
+    logits = tt.Tensor(np.array([[-0.2], [0.3]], dtype=np.float32))
+    targets = tt.Tensor(np.array([[0.0], [1.0]], dtype=np.float32))
+    _, accuracy = identity_trainer(MyLogitLoss()).evaluate([(logits, targets)])
+    assert accuracy == 1.0  # at 0.5 the -0.2 and 0.3 logits would both be class 0

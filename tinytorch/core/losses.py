@@ -230,6 +230,10 @@ def binary_cross_entropy_with_logits(logits, target, reduction: str = "mean") ->
 
 # --------------------------------------------------------------------------- modules
 class _Loss(Module):
+    #: True when the loss takes raw scores (logits) rather than probabilities; the Trainer's
+    #: accuracy thresholds a single output at 0 for logits and at 0.5 for probabilities.
+    takes_logits = False
+
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         _check_reduction(reduction)
@@ -249,6 +253,8 @@ class MSELoss(_Loss):
 class CrossEntropyLoss(_Loss):
     """Cross-entropy on logits, integer or one-hot/probability targets; targets equal to
     ``ignore_index`` are left out. See :func:`cross_entropy`."""
+
+    takes_logits = True
 
     def __init__(self, reduction: str = "mean", *, ignore_index: int = -100):
         super().__init__(reduction)
@@ -275,6 +281,8 @@ class BCELoss(_Loss):
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy on logits (sigmoid folded in, stable). See
     :func:`binary_cross_entropy_with_logits`."""
+
+    takes_logits = True
 
     def forward(self, logits, target) -> Tensor:
         return binary_cross_entropy_with_logits(logits, target, self.reduction)

@@ -16,8 +16,8 @@ __all__ = ["correct_predictions", "decision_threshold"]
 
 
 def decision_threshold(loss_fn) -> float:
-    """0 for a loss that takes logits (its class name contains "WithLogits"), else 0.5."""
-    return 0.0 if "WithLogits" in type(loss_fn).__name__ else 0.5
+    """0 for a loss that takes logits (its ``takes_logits`` attribute is true), else 0.5."""
+    return 0.0 if getattr(loss_fn, "takes_logits", False) else 0.5
 
 
 def correct_predictions(outputs: np.ndarray, targets: np.ndarray, threshold: float = 0.5):
