@@ -13,7 +13,8 @@ sample in all, the ``6 * N * D`` rule of thumb for N parameters and D samples.
 from __future__ import annotations
 
 import math
-import numbers
+
+from .checks import check_int, is_real
 
 __all__ = ["count_parameters", "parameter_bytes", "training_memory", "training_memory_for",
            "format_bytes", "iterations_per_epoch", "total_iterations", "linear_flops",
@@ -21,14 +22,6 @@ __all__ = ["count_parameters", "parameter_bytes", "training_memory", "training_m
 
 #: Arrays of a parameter's size each optimizer keeps per parameter (Adam: two moments).
 OPTIMIZER_STATE_ARRAYS = {"sgd": 0, "sgd_momentum": 1, "adam": 2, "adamw": 2}
-
-
-def _check_int(function: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{function}: {name} must be an int; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{function}: {name} must be at least {minimum}; got {value}")
-    return int(value)
 
 
 def _parameters(model) -> list:
@@ -73,8 +66,8 @@ def training_memory_for(num_parameters: int, optimizer: str = "adam",
     ``'adam'`` or ``'adamw'`` (two moments); ``bytes_per_value`` is 4 for float32.
     Example: 10 M float32 parameters with Adam need 40 + 40 + 80 = 160 MB.
     """
-    num_parameters = _check_int("training_memory_for", "num_parameters", num_parameters, 0)
-    bytes_per_value = _check_int("training_memory_for", "bytes_per_value", bytes_per_value, 1)
+    num_parameters = check_int("training_memory_for", "num_parameters", num_parameters, 0)
+    bytes_per_value = check_int("training_memory_for", "bytes_per_value", bytes_per_value, 1)
     key = optimizer.lower() if isinstance(optimizer, str) else optimizer
     if key not in OPTIMIZER_STATE_ARRAYS:
         raise ValueError(f"training_memory_for: unknown optimizer {optimizer!r}; "
@@ -87,7 +80,7 @@ def training_memory_for(num_parameters: int, optimizer: str = "adam",
 
 def format_bytes(n) -> str:
     """``n`` bytes in decimal units with one decimal, trailing ".0" dropped: 160 MB, 1.5 GB."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Real) or not math.isfinite(n) or n < 0:
+    if not is_real(n) or not math.isfinite(n) or n < 0:
         raise ValueError(f"format_bytes: expected a byte count >= 0; got {n!r}")
     for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= size:
@@ -102,8 +95,8 @@ def iterations_per_epoch(num_samples: int, batch_size: int, drop_last: bool = Fa
 
     1.2 M images in batches of 256 take 4,688 iterations (the last batch holds 128).
     """
-    num_samples = _check_int("iterations_per_epoch", "num_samples", num_samples, 0)
-    batch_size = _check_int("iterations_per_epoch", "batch_size", batch_size, 1)
+    num_samples = check_int("iterations_per_epoch", "num_samples", num_samples, 0)
+    batch_size = check_int("iterations_per_epoch", "batch_size", batch_size, 1)
     return num_samples // batch_size if drop_last else -(-num_samples // batch_size)
 
 
@@ -111,7 +104,7 @@ def total_iterations(num_samples: int, batch_size: int, epochs: int,
                      drop_last: bool = False) -> int:
     """Iterations of a whole run: ``epochs * iterations_per_epoch(...)`` (90 epochs of
     1.2 M images at batch 256: 421,920)."""
-    epochs = _check_int("total_iterations", "epochs", epochs, 0)
+    epochs = check_int("total_iterations", "epochs", epochs, 0)
     return epochs * iterations_per_epoch(num_samples, batch_size, drop_last)
 
 
@@ -120,9 +113,9 @@ def linear_flops(in_features: int, out_features: int, num_samples: int = 1,
                  backward: bool = True) -> int:
     """FLOPs of a dense layer on ``num_samples`` samples: ``2 * in * out`` per sample forward,
     ``6 * in * out`` forward + backward (the bias's ``out`` additions are neglected)."""
-    in_features = _check_int("linear_flops", "in_features", in_features, 1)
-    out_features = _check_int("linear_flops", "out_features", out_features, 1)
-    num_samples = _check_int("linear_flops", "num_samples", num_samples, 0)
+    in_features = check_int("linear_flops", "in_features", in_features, 1)
+    out_features = check_int("linear_flops", "out_features", out_features, 1)
+    num_samples = check_int("linear_flops", "num_samples", num_samples, 0)
     per_weight = 6 if backward else 2
     return per_weight * in_features * out_features * num_samples
 
@@ -139,6 +132,6 @@ def mlp_flops(sizes, num_samples: int = 1, backward: bool = True) -> int:
 
 def training_flops(num_parameters: int, num_samples: int) -> int:
     """The ``6 * N * D`` estimate: training FLOPs for N parameters seeing D samples."""
-    num_parameters = _check_int("training_flops", "num_parameters", num_parameters, 0)
-    num_samples = _check_int("training_flops", "num_samples", num_samples, 0)
+    num_parameters = check_int("training_flops", "num_parameters", num_parameters, 0)
+    num_samples = check_int("training_flops", "num_samples", num_samples, 0)
     return 6 * num_parameters * num_samples

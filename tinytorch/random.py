@@ -14,9 +14,9 @@ to ``default_generator`` sees the change.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from .checks import is_int
 
 __all__ = ["manual_seed", "default_generator", "get_rng_state", "set_rng_state"]
 
@@ -80,6 +80,6 @@ def _check_keys(what: str, value: dict, keys: set) -> None:
 
 
 def _check_int(what: str, value, bound: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
+    if not is_int(value) or not (
             0 <= value < bound):
         raise ValueError(f"{what} must be an int in [0, {bound}); got {value!r}")

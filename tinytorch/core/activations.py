@@ -20,9 +20,10 @@ import math
 
 import numpy as np
 
-from .module import Module
+from ..checks import check_dim
 from .autograd import make_op
-from .tensor import Tensor
+from .module import Module
+from .tensor import Tensor, as_tensor
 
 __all__ = ["ReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax",
            "relu", "sigmoid", "tanh", "gelu", "softmax", "log_softmax"]
@@ -34,18 +35,6 @@ _ONE_OVER_SQRT_2PI = 1 / math.sqrt(2.0 * math.pi)
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 
 
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def _axis(dim: int, shape: tuple, name: str) -> int:
-    """``dim`` as a non-negative axis of ``shape``, or a ValueError naming both."""
-    ndim = len(shape)
-    if not -ndim <= dim < ndim:
-        raise ValueError(f"{name}: dim {dim} is out of range for a tensor of shape {shape}")
-    return dim % ndim
-
-
 # --------------------------------------------------------------------------- functional
 def relu(x) -> Tensor:
     """max(x, 0); derivative 1 where x > 0, else 0 (0 at x = 0, as in PyTorch).
@@ -53,7 +42,7 @@ def relu(x) -> Tensor:
     NaN stays NaN (np.maximum propagates it), so a corrupt input reaches the loss, where the
     Trainer's NaN guard stops training, instead of silently becoming 0.
     """
-    x = _as_tensor(x)
+    x = as_tensor(x)
     positive = x.data > 0
     out = np.maximum(x.data, np.zeros((), dtype=x.dtype))
     # where, not g * positive: an infinite upstream gradient gives 0 here, not 0 * inf = NaN
@@ -66,7 +55,7 @@ def sigmoid(x) -> Tensor:
     Computed from e = exp(-|x|) <= 1: s = 1/(1+e) for x >= 0 and e/(1+e) for x < 0, the same
     value written two ways so that no branch ever overflows.
     """
-    x = _as_tensor(x)
+    x = as_tensor(x)
     e = np.exp(-np.abs(x.data))
     s = np.where(x.data >= 0, 1 / (1 + e), e / (1 + e)).astype(e.dtype, copy=False)
     return make_op(s, (x,), lambda g: (g * s * (1 - s),), "sigmoid")
@@ -74,7 +63,7 @@ def sigmoid(x) -> Tensor:
 
 def tanh(x) -> Tensor:
     """Hyperbolic tangent; derivative 1 - tanh(x)^2."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     t = np.tanh(x.data)
     return make_op(t, (x,), lambda g: (g * (1 - t * t),), "tanh")
 
@@ -116,7 +105,7 @@ def gelu(x, approximate: str = "none") -> Tensor:
 
     whose backward rule is the exact derivative of that formula. The two differ by < 5e-4.
     """
-    x = _as_tensor(x)
+    x = as_tensor(x)
     v = x.data
     if approximate == "none":
         cdf = 0.5 * (1 + erf(v * _ONE_OVER_SQRT_2))
@@ -141,8 +130,8 @@ def softmax(x, dim: int = -1) -> Tensor:
 
     Backward (the Jacobian-vector product of softmax): s * (g - sum(g * s, dim)).
     """
-    x = _as_tensor(x)
-    axis = _axis(dim, x.shape, "softmax")
+    x = as_tensor(x)
+    axis = check_dim("softmax", dim, x.shape)
     e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
     s = e / e.sum(axis=axis, keepdims=True)
     return make_op(s, (x,), lambda g: (s * (g - (g * s).sum(axis=axis, keepdims=True)),),
@@ -155,8 +144,8 @@ def log_softmax(x, dim: int = -1) -> Tensor:
     Finite even where softmax underflows to 0 (log of that would be -inf).
     Backward: g - softmax(x) * sum(g, dim).
     """
-    x = _as_tensor(x)
-    axis = _axis(dim, x.shape, "log_softmax")
+    x = as_tensor(x)
+    axis = check_dim("log_softmax", dim, x.shape)
     z = x.data - x.data.max(axis=axis, keepdims=True)
     out = z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
     return make_op(out, (x,),

@@ -9,16 +9,25 @@ al., 2017) or a learned one (``LearnedPositionalEmbedding``, as in GPT-2).
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from ..random import default_generator
 from .autograd import make_op
-from .layers import _check_size
 from .module import Module, Parameter
 from .tensor import Tensor
 
 __all__ = ["embedding", "Embedding", "sinusoidal_encoding", "SinusoidalPositionalEncoding",
            "LearnedPositionalEmbedding"]
+
+
+def _check_size(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1; got {value}")
+    return int(value)
 
 
 def _check_ids(ids: np.ndarray, num_embeddings: int) -> np.ndarray:

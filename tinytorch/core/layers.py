@@ -7,29 +7,17 @@ fresh process builds the same model every time.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
+from ..checks import check_int, is_real
 from ..random import default_generator
 from .activations import ReLU
 from .autograd import make_op
 from .module import Module, Parameter
-from .tensor import Tensor
+from .tensor import Tensor, as_tensor
 
 __all__ = ["Linear", "Dropout", "Flatten", "Sequential", "MLP"]
-
-
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int; got {value!r} of type {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1; got {value}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------- Linear
@@ -44,8 +32,8 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.in_features = _check_size("in_features", in_features)
-        self.out_features = _check_size("out_features", out_features)
+        self.in_features = check_int("Linear", "in_features", in_features, 1)
+        self.out_features = check_int("Linear", "out_features", out_features, 1)
         bound = 1 / math.sqrt(self.in_features)
         rng = default_generator
         self.weight = Parameter(
@@ -54,7 +42,7 @@ class Linear(Module):
                      if bias else None)
 
     def forward(self, x) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expected input "
                              f"with last dimension {self.in_features}, got shape {x.shape}")
@@ -91,14 +79,14 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        if not is_real(p):
             raise TypeError(f"Dropout probability must be a number; got {p!r}")
         if not 0 <= p <= 1:
             raise ValueError(f"Dropout probability must be in [0, 1]; got p={p}")
         self.p = float(p)
 
     def forward(self, x) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         if not self.training or self.p == 0:
             return x
         keep = default_generator.random(x.shape) >= self.p
@@ -121,7 +109,7 @@ class Flatten(Module):
         self.end_dim = end_dim
 
     def forward(self, x) -> Tensor:
-        x = _as_tensor(x)
+        x = as_tensor(x)
         ndim = x.ndim
         start, end = self.start_dim, self.end_dim
         if not (-ndim <= start < ndim and -ndim <= end < ndim) or start % ndim > end % ndim:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import Module
 from .autograd import make_op
+from .module import Module
 from .tensor import Tensor
 
 __all__ = ["MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..checks import is_int
 from ..random import default_generator
 from .autograd import make_op
 from .module import Module, Parameter
@@ -30,7 +31,7 @@ __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "conv2d", "max_pool2d", "avg_pool
 def _pair(value, name: str) -> tuple:
     """An int or a pair of ints, as a pair of Python ints."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer))
+    if len(pair) != 2 or any(not is_int(v)
                              for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints; got {value!r}")
     return int(pair[0]), int(pair[1])
@@ -274,7 +275,7 @@ def avg_pool2d(x: Tensor, kernel_size, stride=None) -> Tensor:
 
 # ----------------------------------------------------------------------------- modules
 def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise TypeError(f"{name} must be an int; got {value!r}")
     if value < 1:
         raise ValueError(f"{name} must be positive; got {value}")

@@ -18,7 +18,7 @@ import numpy as np
 from . import autograd
 from .autograd import make_op
 
-__all__ = ["Tensor"]
+__all__ = ["Tensor", "as_tensor"]
 
 
 def _to_array(data) -> np.ndarray:
@@ -29,6 +29,11 @@ def _to_array(data) -> np.ndarray:
     if isinstance(data, np.generic):
         return np.asarray(data)
     return np.asarray(data, dtype=np.float32)
+
+
+def as_tensor(x) -> "Tensor":
+    """``x`` itself if it is a Tensor, else a new Tensor of it (as ``torch.as_tensor``)."""
+    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def _resolve_dim(dim, axis, name: str = "dim"):

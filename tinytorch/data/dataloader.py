@@ -7,10 +7,9 @@ resumed training run continue with exactly the order it would have seen.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
+from ..checks import is_int
 from ..core.tensor import Tensor
 
 __all__ = ["DataLoader"]
@@ -21,7 +20,7 @@ def _as_array(x) -> np.ndarray:
 
 
 def _check_count(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if not is_int(value) or value < minimum:
         kind = "a positive integer" if minimum == 1 else "a non-negative integer"
         raise ValueError(f"DataLoader: {name} must be {kind}; got {value!r}")
     return int(value)

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from ..checks import is_real
 from ..core.module import Module
 from ..core.tensor import Tensor
 
@@ -21,7 +22,7 @@ def check_number(owner: str, name: str, value, low: float, *, low_open: bool = F
                  high: float | None = None) -> float:
     """``value`` as a float, or an error naming it: TypeError if not a real number,
     ValueError if below ``low`` (at or below it when ``low_open``) or at/above ``high``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"{owner}: {name} must be a number; got {value!r}")
     value = float(value)
     bad = value <= low if low_open else value < low

@@ -10,6 +10,7 @@ import functools
 import heapq
 import numbers
 
+from ..checks import is_int
 from .base import Tokenizer, check_ids, field
 from .bpe_train import learn_merges
 
@@ -144,7 +145,7 @@ class BPETokenizer(Tokenizer):
         words. Stops early, with a smaller ``vocab_size``, when no adjacent pair is left.
         Returns ``self``.
         """
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, numbers.Integral):
+        if not is_int(vocab_size):
             raise TypeError(f"vocab_size must be an int, got {vocab_size!r} "
                             f"({type(vocab_size).__name__})")
         if vocab_size < 256:

@@ -10,10 +10,10 @@ Two ways to bound a gradient, compared in the chapter:
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
+from ..checks import check_real
 from ..core.tensor import Tensor
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
@@ -24,14 +24,6 @@ def _gradients(parameters) -> list:
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     return [p.grad for p in parameters if p.grad is not None]
-
-
-def _check_positive(function: str, name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{function}: {name} must be a number; got {value!r}")
-    if not value > 0:  # also rejects NaN
-        raise ValueError(f"{function}: {name} must be > 0; got {value}")
-    return float(value)
 
 
 def clip_grad_norm(parameters, max_norm: float = 1.0) -> float:
@@ -45,7 +37,7 @@ def clip_grad_norm(parameters, max_norm: float = 1.0) -> float:
     Returns the norm *before* clipping, as a Python float. A non-finite norm (an inf or NaN
     gradient) is returned without touching the gradients: no scaling can repair them.
     """
-    max_norm = _check_positive("clip_grad_norm", "max_norm", max_norm)
+    max_norm = check_real("clip_grad_norm", "max_norm", max_norm, 0, low_open=True, finite=False)
     grads = _gradients(parameters)
     total = sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads)
     norm = math.sqrt(total)
@@ -61,6 +53,7 @@ def clip_grad_value(parameters, clip_value: float) -> None:
 
     Parameters whose ``.grad`` is None are skipped.
     """
-    clip_value = _check_positive("clip_grad_value", "clip_value", clip_value)
+    clip_value = check_real("clip_grad_value", "clip_value", clip_value, 0, low_open=True,
+                            finite=False)
     for g in _gradients(parameters):
         np.clip(g, -clip_value, clip_value, out=g)

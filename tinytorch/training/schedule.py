@@ -6,17 +6,10 @@ learning rate the uninterrupted run would have used: nothing but its settings ne
 from __future__ import annotations
 
 import math
-import numbers
+
+from ..checks import check_int, check_real, is_real
 
 __all__ = ["CosineSchedule"]
-
-
-def _check_number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"CosineSchedule: {name} must be a number; got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"CosineSchedule: {name} must be a finite number >= 0; got {value}")
-    return float(value)
 
 
 class CosineSchedule:
@@ -33,19 +26,16 @@ class CosineSchedule:
         self._configure(max_lr, min_lr, total_epochs)
 
     def _configure(self, max_lr, min_lr, total_epochs) -> None:
-        max_lr = _check_number("max_lr", max_lr)
-        min_lr = _check_number("min_lr", min_lr)
+        max_lr = check_real("CosineSchedule", "max_lr", max_lr, 0)
+        min_lr = check_real("CosineSchedule", "min_lr", min_lr, 0)
         if min_lr > max_lr:
             raise ValueError(f"CosineSchedule: min_lr ({min_lr}) must not exceed max_lr ({max_lr})")
-        if isinstance(total_epochs, bool) or not isinstance(total_epochs, numbers.Integral):
-            raise TypeError(f"CosineSchedule: total_epochs must be an int; got {total_epochs!r}")
-        if total_epochs < 1:
-            raise ValueError(f"CosineSchedule: total_epochs must be at least 1; got {total_epochs}")
-        self.max_lr, self.min_lr, self.total_epochs = max_lr, min_lr, int(total_epochs)
+        total_epochs = check_int("CosineSchedule", "total_epochs", total_epochs, 1)
+        self.max_lr, self.min_lr, self.total_epochs = max_lr, min_lr, total_epochs
 
     def get_lr(self, epoch) -> float:
         """The learning rate to use throughout epoch ``epoch`` (counted from 0)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Real) or math.isnan(epoch):
+        if not is_real(epoch) or math.isnan(epoch):
             raise TypeError(f"CosineSchedule.get_lr: epoch must be a number; got {epoch!r}")
         if epoch < 0:
             raise ValueError(f"CosineSchedule.get_lr: epoch must be >= 0; got {epoch}")

@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from .. import random
+from ..checks import check_int, is_int, is_real
 from ..core.autograd import no_grad
 from ..core.tensor import Tensor
 from . import checkpoint
@@ -53,19 +54,13 @@ def _unpack(batch, index: int) -> tuple:
     raise TypeError(f"Trainer: batch {index} must be an (inputs, targets) pair; got {what}")
 
 
-def _check_count(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"Trainer: {name} must be an int; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"Trainer: {name} must be at least {minimum}; got {value}")
-    return int(value)
 
 
 def _check_grad_clip_norm(value, prefix: str = "Trainer: "):
     """None, or a positive finite number."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"{prefix}grad_clip_norm must be a number or None; got {value!r}")
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{prefix}grad_clip_norm must be a finite number > 0; got {value}")
@@ -134,7 +129,7 @@ class Trainer:
         A NaN or infinite loss raises ``FloatingPointError`` naming the epoch, the step and
         the value, before that batch's gradients reach any parameter.
         """
-        k = _check_count("accumulation_steps", accumulation_steps, minimum=1)
+        k = check_int("Trainer", "accumulation_steps", accumulation_steps, 1)
         self.model.train()
         if hasattr(dataloader, "set_epoch"):
             dataloader.set_epoch(self.epoch)
@@ -234,7 +229,7 @@ class Trainer:
         ``save_best=True``, only when the validation accuracy improves on the best so far
         (when accuracy is undefined, as for a regression, when the validation loss drops).
         """
-        epochs = _check_count("epochs", epochs, minimum=0)
+        epochs = check_int("Trainer", "epochs", epochs, 0)
         if save_best and (checkpoint_path is None or val_loader is None):
             raise ValueError("Trainer.fit: save_best=True needs both a checkpoint_path and a "
                              f"val_loader; got checkpoint_path={checkpoint_path!r}, "
@@ -314,7 +309,7 @@ class Trainer:
         counters = {}
         for name in ("epoch", "step"):
             value = state[name]
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            if not is_int(value) or value < 0:
                 raise ValueError(f"counter '{name}' must be a non-negative int; got {value!r}")
             counters[name] = int(value)
         history = state["history"]
