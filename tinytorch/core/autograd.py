@@ -112,35 +112,40 @@ def backward(root, grad: np.ndarray) -> None:
     graph in reverse topological order, each rule once, without sorting it.
     """
     consumers = _count_consumers(root)
-    pending = {id(root): grad}
-    shared = {id(grad)}  # arrays someone else may hold: a leaf gets a copy of these
+    pending = {root: grad}   # tensors hash by identity, so they key the dicts directly
+    shared = {id(grad)}      # arrays someone else may hold: a leaf gets a copy of these
     ready = [root]
     while ready:
         node = ready.pop()
-        g = pending.pop(id(node), None)  # None: no gradient reached this node
+        g = pending.pop(node, None)  # None: no gradient reached this node
         if g is not None and (node._backward is None or node._retains_grad):
             node.grad = _accumulate(node.grad, g, node.data.dtype, shared)
         if node._backward is None:
             continue
-        if g is not None:
-            shared.add(id(g))  # the rule may hand g itself (or a view) to several parents
         if g is None:
             parent_grads = (None,) * len(node._parents)  # still tell the parents we are done
-        elif _observer is None:
-            parent_grads = node._backward(g)
         else:
-            parent_grads = _timed_rule(node, g)
+            shared.add(id(g))  # the rule may hand g itself (or a view) to several parents
+            parent_grads = node._backward(g) if _observer is None else _timed_rule(node, g)
         for parent, parent_grad in zip(node._parents, parent_grads):
             if not parent.requires_grad:
                 continue
-            key = id(parent)
             if parent_grad is not None:
                 if type(parent_grad) is not np.ndarray or parent_grad.shape != parent.data.shape:
                     parent_grad = _unbroadcast(np.asarray(parent_grad), parent.data.shape)
-                pending[key] = parent_grad if key not in pending else pending[key] + parent_grad
-            consumers[key] -= 1
-            if consumers[key] == 0:
+                if parent in pending:
+                    pending[parent] = pending[parent] + parent_grad
+                else:
+                    pending[parent] = parent_grad
+            left = consumers[parent] - 1
+            consumers[parent] = left
+            if left:
+                continue
+            if parent._backward is not None:
                 ready.append(parent)
+            elif parent in pending:  # a leaf: its total is complete, store it right away
+                parent.grad = _accumulate(parent.grad, pending.pop(parent), parent.data.dtype,
+                                          shared)
 
 
 def _accumulate(grad, g: np.ndarray, dtype, shared: set) -> np.ndarray:
@@ -149,7 +154,7 @@ def _accumulate(grad, g: np.ndarray, dtype, shared: set) -> np.ndarray:
     fresh array that nobody else holds."""
     if grad is not None:
         return grad + g
-    if g.dtype != dtype or not g.flags.owndata or not g.flags.writeable or id(g) in shared:
+    if g.base is not None or g.dtype != dtype or id(g) in shared or not g.flags.writeable:
         return np.array(g, dtype=dtype)
     shared.add(id(g))
     return g
@@ -163,11 +168,10 @@ def _count_consumers(root) -> dict:
         node = stack.pop()
         for parent in node._parents:
             if parent.requires_grad:
-                key = id(parent)
-                if key in consumers:
-                    consumers[key] += 1
+                if parent in consumers:
+                    consumers[parent] += 1
                 else:
-                    consumers[key] = 1
+                    consumers[parent] = 1
                     if parent._backward is not None:
                         stack.append(parent)
     return consumers

@@ -57,7 +57,7 @@ class Linear(Module):
             x2 = x.data.reshape(-1, self.in_features)
             grad_x = (g @ w.data) if x.requires_grad else None
             grad_w = g2.T @ x2
-            grad_b = g2.sum(axis=0) if b is not None else None
+            grad_b = np.add.reduce(g2, axis=0) if b is not None else None
             return grad_x, grad_w, grad_b
 
         parents = (x, w) if b is None else (x, w, b)

@@ -15,6 +15,8 @@ the short closed form (softmax - target, sigmoid - target); BCELoss clamps its l
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .autograd import make_op
@@ -80,6 +82,8 @@ def _class_indices(target: np.ndarray, classes: int) -> np.ndarray:
             raise ValueError(f"CrossEntropyLoss: class-index targets must be integers; got "
                              f"dtype {target.dtype} with value {bad.flat[0].item()!r}")
         target = target.astype(np.int64)
+    if target.size and 0 <= target.min() and target.max() < classes:
+        return target  # the usual case, checked with two reductions
     out_of_range = (target < 0) | (target >= classes)
     if out_of_range.any():
         raise ValueError(f"CrossEntropyLoss: target class {target[out_of_range][0]} is out of "
@@ -114,7 +118,7 @@ def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -
     if logits.ndim < 2:
         raise ValueError(f"CrossEntropyLoss: logits must have shape (N, C); got {logits.shape}")
     lead, classes = logits.shape[:-1], logits.shape[-1]
-    n = int(np.prod(lead))
+    n = math.prod(lead)
     target_tensor = target if isinstance(target, Tensor) else None
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
 
@@ -126,7 +130,7 @@ def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -
     if target_data.shape == lead:
         flat = target_data.reshape(n)
         ignored = flat == ignore_index
-        if ignored.any():
+        if flat.size and ignored.any():
             kept = ~ignored
             flat = np.where(kept, flat, 0)         # any valid class: its loss is zeroed below
         indices = _class_indices(flat, classes)
@@ -136,8 +140,9 @@ def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -
             per_sample = np.where(kept, per_sample, 0.0).astype(log_probs.dtype)
 
         def grad_logits(scale):
-            grad = np.exp(log_probs) * scale
-            grad[rows, indices] -= scale[:, 0]
+            grad = np.exp(log_probs)
+            grad *= scale
+            grad[rows, indices] -= scale if scale.ndim == 0 else scale[:, 0]
             return grad
 
         parents = (logits,)
@@ -168,7 +173,9 @@ def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -
         out, spread = _reduce(per_sample.reshape(lead), reduction)
 
     def backward(g):
-        scale = np.broadcast_to(spread(g), lead).reshape(n, 1)   # d loss / d per-sample loss
+        scale = np.asarray(spread(g))       # d loss / d per-sample loss: one number, or one each
+        if scale.ndim:
+            scale = scale.reshape(n, 1)
         if kept is not None:
             scale = scale * kept[:, None]
         grads = (grad_logits(scale).reshape(logits.shape),)

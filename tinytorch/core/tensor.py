@@ -62,6 +62,7 @@ class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation."""
 
     __array_priority__ = 1000  # so ndarray (op) Tensor calls Tensor's reflected method
+    __hash__ = object.__hash__  # by identity, as the engine keys its dicts by tensor
 
     def __init__(self, data, requires_grad: bool = False):
         self.data = _to_array(data)
