@@ -56,6 +56,7 @@ _SCHEDULE_PY, _CLIPPING_PY, _TRAINER_PY, _CHECKPOINT_PY = (
     "tinytorch/training/trainer.py", "tinytorch/training/checkpoint.py")
 _CHAR_PY, _BPE_PY, _BPE_TRAIN_PY = ("tinytorch/text/char.py", "tinytorch/text/bpe.py",
                                     "tinytorch/text/bpe_train.py")
+_EMBEDDING_PY, _OPS_PY = "tinytorch/core/embedding.py", "tinytorch/core/ops.py"
 
 CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
     Chapter("01", "Tensor", "book/chapters/01_tensor.md",
@@ -121,6 +122,14 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
                      "BPETokenizer.decode")
             + _stubs(_BPE_TRAIN_PY, "_best_pair", "learn_merges"),
             tests=("tests/text/test_tokenizers.py",)),
+    Chapter("11", "Embeddings", "book/chapters/11_embeddings.md",
+            modules=(_EMBEDDING_PY, _OPS_PY, _TENSOR_PY),
+            stubs=_stubs(_EMBEDDING_PY, "_scatter_add_rows", "embedding", "Embedding.__init__",
+                         "sinusoidal_encoding", "SinusoidalPositionalEncoding.forward",
+                         "LearnedPositionalEmbedding.forward")
+            + _stubs(_OPS_PY, "cat", "stack", "where")
+            + _stubs(_TENSOR_PY, "Tensor.masked_fill"),
+            tests=("tests/core/test_embedding.py", "tests/core/test_ops.py")),
 )}
 
 

@@ -9,10 +9,9 @@ al., 2017) or a learned one (``LearnedPositionalEmbedding``, as in GPT-2).
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
+from ..checks import check_int
 from ..random import default_generator
 from .autograd import make_op
 from .module import Module, Parameter
@@ -20,14 +19,6 @@ from .tensor import Tensor
 
 __all__ = ["embedding", "Embedding", "sinusoidal_encoding", "SinusoidalPositionalEncoding",
            "LearnedPositionalEmbedding"]
-
-
-def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int; got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1; got {value}")
-    return int(value)
 
 
 def _check_ids(ids: np.ndarray, num_embeddings: int) -> np.ndarray:
@@ -86,8 +77,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
-        self.num_embeddings = _check_size("num_embeddings", num_embeddings)
-        self.embedding_dim = _check_size("embedding_dim", embedding_dim)
+        self.num_embeddings = check_int("Embedding", "num_embeddings", num_embeddings, 1)
+        self.embedding_dim = check_int("Embedding", "embedding_dim", embedding_dim, 1)
         self.weight = Parameter(default_generator.standard_normal(
             (self.num_embeddings, self.embedding_dim)).astype(np.float32))
 
@@ -109,8 +100,8 @@ def sinusoidal_encoding(max_len: int, embedding_dim: int) -> np.ndarray:
     geometrically from 1 to about 1/10000 radians per position. An odd embedding_dim ends on
     a sine column.
     """
-    max_len = _check_size("max_len", max_len)
-    embedding_dim = _check_size("embedding_dim", embedding_dim)
+    max_len = check_int("sinusoidal_encoding", "max_len", max_len, 1)
+    embedding_dim = check_int("sinusoidal_encoding", "embedding_dim", embedding_dim, 1)
     positions = np.arange(max_len, dtype=np.float64)[:, None]
     even = np.arange(0, embedding_dim, 2, dtype=np.float64)
     angles = positions / 10000.0 ** (even / embedding_dim)      # (max_len, ceil(dim / 2))
@@ -139,8 +130,8 @@ class SinusoidalPositionalEncoding(Module):
 
     def __init__(self, max_len: int, embedding_dim: int):
         super().__init__()
-        self.max_len, self.embedding_dim = max_len, embedding_dim
         self.pe = sinusoidal_encoding(max_len, embedding_dim)
+        self.max_len, self.embedding_dim = self.pe.shape
 
     def forward(self, x) -> Tensor:
         x = x if isinstance(x, Tensor) else Tensor(x)
@@ -163,8 +154,9 @@ class LearnedPositionalEmbedding(Module):
 
     def __init__(self, max_len: int, embedding_dim: int):
         super().__init__()
-        self.max_len = _check_size("max_len", max_len)
-        self.embedding_dim = _check_size("embedding_dim", embedding_dim)
+        self.max_len = check_int("LearnedPositionalEmbedding", "max_len", max_len, 1)
+        self.embedding_dim = check_int("LearnedPositionalEmbedding", "embedding_dim",
+                                       embedding_dim, 1)
         self.weight = Parameter(default_generator.standard_normal(
             (self.max_len, self.embedding_dim)).astype(np.float32))
 
