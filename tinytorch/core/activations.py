@@ -23,6 +23,7 @@ import numpy as np
 from ..checks import check_dim
 from .autograd import make_op
 from .module import Module
+from .numerics import stable_log_softmax, stable_sigmoid, stable_softmax
 from .tensor import Tensor, as_tensor
 
 __all__ = ["ReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "LogSoftmax",
@@ -61,20 +62,16 @@ def _relu_backward(g: np.ndarray, positive: np.ndarray) -> np.ndarray:
 def sigmoid(x) -> Tensor:
     """1 / (1 + exp(-x)); derivative s * (1 - s).
 
-    Computed from e = exp(-|x|) <= 1: s = 1/(1+e) for x >= 0 and e/(1+e) for x < 0, the same
-    value written two ways so that no branch ever overflows.
+    Computed without overflow for any x (see :func:`~tinytorch.core.numerics.stable_sigmoid`).
     """
     x = as_tensor(x)
-    e = np.exp(-np.abs(x.data))
-    s = np.where(x.data >= 0, 1 / (1 + e), e / (1 + e)).astype(e.dtype, copy=False)
+    s = stable_sigmoid(x.data)
     return make_op(s, (x,), lambda g: (g * s * (1 - s),), "sigmoid")
 
 
 def tanh(x) -> Tensor:
-    """Hyperbolic tangent; derivative 1 - tanh(x)^2."""
-    x = as_tensor(x)
-    t = np.tanh(x.data)
-    return make_op(t, (x,), lambda g: (g * (1 - t * t),), "tanh")
+    """Hyperbolic tangent; derivative 1 - tanh(x)^2 (the Tensor method ``x.tanh()``)."""
+    return as_tensor(x).tanh()
 
 
 def erf(x: np.ndarray) -> np.ndarray:
@@ -141,8 +138,7 @@ def softmax(x, dim: int = -1) -> Tensor:
     """
     x = as_tensor(x)
     axis = check_dim("softmax", dim, x.shape)
-    e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
-    s = e / e.sum(axis=axis, keepdims=True)
+    s = stable_softmax(x.data, axis)
     return make_op(s, (x,), lambda g: (s * (g - (g * s).sum(axis=axis, keepdims=True)),),
                    "softmax")
 
@@ -155,8 +151,7 @@ def log_softmax(x, dim: int = -1) -> Tensor:
     """
     x = as_tensor(x)
     axis = check_dim("log_softmax", dim, x.shape)
-    z = x.data - x.data.max(axis=axis, keepdims=True)
-    out = z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+    out = stable_log_softmax(x.data, axis)
     return make_op(out, (x,),
                    lambda g: (g - np.exp(out) * g.sum(axis=axis, keepdims=True),),
                    "log_softmax")

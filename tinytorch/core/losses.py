@@ -21,6 +21,7 @@ import numpy as np
 
 from .autograd import make_op
 from .module import Module
+from .numerics import stable_log_softmax, stable_sigmoid
 from .tensor import Tensor
 
 __all__ = ["MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
@@ -123,8 +124,7 @@ def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
 
     scores = logits.data.reshape(n, classes)
-    z = scores - scores.max(axis=1, keepdims=True)
-    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    log_probs = stable_log_softmax(scores, axis=1)
     kept = None                                    # None: every sample counts
 
     if target_data.shape == lead:
@@ -229,8 +229,7 @@ def binary_cross_entropy_with_logits(logits, target, reduction: str = "mean") ->
 
     def backward(g):
         s = spread(g)
-        sig = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-        return s * (sig - t), -s * x
+        return s * (stable_sigmoid(x) - t), -s * x
 
     return make_op(out, (logits, target), backward, "binary_cross_entropy_with_logits")
 
