@@ -333,3 +333,87 @@ def test_a_refused_load_state_dict_changes_nothing_and_names_the_key_and_dtype()
         model.load_state_dict(bad)
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
+
+
+# ------------------------------------------------------------------ buffers
+def _with_mask():
+    """A Sequential whose first Linear keeps a buffer ``mask`` of its weight's shape."""
+    model = tt.MLP([3, 4, 2])
+    model[0].register_buffer("mask", np.ones((4, 3), dtype=np.float32))
+    return model
+
+
+def test_a_buffer_is_an_attribute_listed_by_named_buffers_and_not_a_parameter():
+    model = _with_mask()
+    assert model[0].mask.shape == (4, 3)
+    assert [name for name, _ in model.named_buffers()] == ["0.mask"]
+    assert model.buffers()[0] is model[0].mask
+    assert all(p is not model[0].mask for p in model.parameters())
+    assert len(model.parameters()) == 4
+
+
+def test_a_module_without_buffers_has_a_state_dict_of_parameters_only():
+    model = tt.MLP([3, 4, 2])
+    assert model.buffers() == []
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+def test_state_dict_lists_parameters_then_buffers_as_copies():
+    model = _with_mask()
+    state = model.state_dict()
+    assert list(state) == ["0.weight", "0.bias", "2.weight", "2.bias", "0.mask"]
+    state["0.mask"][...] = 0
+    assert np.all(model[0].mask == 1)
+
+
+def test_load_state_dict_restores_buffers_in_place():
+    source, target = _with_mask(), _with_mask()
+    source[0].mask[0] = 0
+    kept = target[0].mask
+    target.load_state_dict(source.state_dict())
+    assert target[0].mask is kept
+    np.testing.assert_array_equal(target[0].mask, source[0].mask)
+
+
+def test_load_state_dict_requires_the_buffers_when_strict():
+    with pytest.raises(KeyError, match=r"missing keys \['0.mask'\]"):
+        _with_mask().load_state_dict(tt.MLP([3, 4, 2]).state_dict())
+    with pytest.raises(KeyError, match=r"unexpected keys \['0.mask'\]"):
+        tt.MLP([3, 4, 2]).load_state_dict(_with_mask().state_dict())
+
+
+def test_load_state_dict_refuses_a_buffer_of_the_wrong_shape_and_changes_nothing():
+    model = _with_mask()
+    state = {name: value * 0 for name, value in model.state_dict().items()}
+    state["0.mask"] = np.zeros((3, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match=re.escape("'0.mask' has shape (3, 4)")):
+        model.load_state_dict(state)
+    assert np.all(model[0].mask == 1) and np.any(model[0].weight.data != 0)
+
+
+def test_deleting_a_buffer_unregisters_it():
+    model = _with_mask()
+    del model[0].mask
+    assert model.buffers() == [] and "0.mask" not in model.state_dict()
+
+
+def test_assigning_a_registered_buffer_replaces_its_value():
+    layer = tt.Linear(2, 2)
+    layer.register_buffer("steps", np.zeros(1))
+    layer.steps = np.array([5.0])
+    assert layer.state_dict()["steps"].tolist() == [5.0]
+
+
+def test_a_buffer_cannot_take_the_name_of_a_parameter_or_a_dotted_name():
+    layer = tt.Linear(2, 2)
+    with pytest.raises(KeyError, match="already a Parameter"):
+        layer.register_buffer("weight", np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="identifier"):
+        layer.register_buffer("a.b", np.zeros(1))
+    with pytest.raises(TypeError, match="numpy array"):
+        layer.register_buffer("t", tt.Tensor([1.0]))
+
+
+def test_buffers_of_one_instance_do_not_leak_into_another():
+    _with_mask()
+    assert tt.Linear(3, 4).buffers() == []

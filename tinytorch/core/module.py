@@ -4,6 +4,9 @@ A Module's parameters are found by walking its attributes in the order they were
 (Python dicts keep insertion order), so a layer that sets ``self.weight`` before
 ``self.bias`` lists them in that order, and a model lists its layers in forward order,
 exactly as PyTorch does. Sub-modules may be held directly or in a list/tuple.
+
+Buffers (``register_buffer``) are numpy arrays a module saves and loads with its parameters
+but that no optimizer trains: a pruning mask, a quantized weight and its scale.
 """
 from __future__ import annotations
 
@@ -139,6 +142,49 @@ class Module:
     def parameters(self) -> list:
         return [p for _, p in self.named_parameters()]
 
+    # ------------------------------------------------------------ buffers
+    _buffer_names: tuple = ()  # read-only class default: no buffers until one is registered
+
+    def register_buffer(self, name: str, array) -> None:
+        """Keep ``array`` (a numpy array, not copied) as ``self.<name>``, saved and loaded by
+        ``state_dict``/``load_state_dict`` but not a parameter: no gradient, no optimizer.
+        Assigning ``self.<name>`` later replaces the buffer's value; ``del self.<name>``
+        unregisters it."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"a buffer name must be an identifier without dots; got {name!r}")
+        existing = vars(self).get(name)
+        if name not in self._buffer_names and isinstance(existing, (Tensor, Module)):
+            raise KeyError(f"cannot register buffer {name!r}: {type(self).__name__}.{name} is "
+                           f"already a {type(existing).__name__}")
+        if isinstance(array, Tensor):
+            raise TypeError(f"buffer {name!r} must be a numpy array; got a "
+                            f"{type(array).__name__} (pass tensor.data)")
+        if "_buffer_names" not in self.__dict__:  # the first buffer: an own list
+            self._buffer_names = []
+        if name not in self._buffer_names:
+            self._buffer_names.append(name)
+        setattr(self, name, np.asarray(array))
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        if name in self._buffer_names:
+            self._buffer_names.remove(name)
+
+    def named_buffers(self, prefix: str = ""):
+        """(dotted name, array) pairs: this module's buffers in registration order, then
+        those of each child in turn; each array once."""
+        seen = set()
+        own = ((prefix + name, getattr(self, name)) for name in self._buffer_names)
+        children = (item for child_name, child in self.named_children()
+                    for item in child.named_buffers(f"{prefix}{child_name}."))
+        for name, array in (*own, *children):
+            if id(array) not in seen:
+                seen.add(id(array))
+                yield name, array
+
+    def buffers(self) -> list:
+        return [b for _, b in self.named_buffers()]
+
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.grad = None
@@ -155,18 +201,22 @@ class Module:
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """A copy of every parameter's values, by dotted name."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+        """A copy of every parameter's values, by dotted name, then of every buffer (a model
+        without buffers saves exactly its parameters)."""
+        params = ((name, p.data.copy()) for name, p in self.named_parameters())
+        buffers = ((name, np.array(b, copy=True)) for name, b in self.named_buffers())
+        return OrderedDict((*params, *buffers))
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copy values into the existing parameters (in place, so optimizers keep them).
 
-        Everything is checked before anything is written: missing or unexpected names
-        (when ``strict``), values that are not real numbers (a string array, say) and shape
-        mismatches raise with the names, dtypes and shapes involved, and leave the model as
-        it was.
+        Buffers are loaded the same way, in place. Everything is checked before anything is
+        written: missing or unexpected names (when ``strict``), values that are not real
+        numbers (a string array, say) and shape mismatches raise with the names, dtypes and
+        shapes involved, and leave the model as it was.
         """
-        own = dict(self.named_parameters())
+        own = {name: p.data for name, p in self.named_parameters()}
+        own.update(self.named_buffers())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
@@ -179,13 +229,13 @@ class Module:
             value = np.asarray(value)
             if value.dtype.kind not in "biuf":
                 raise TypeError(f"load_state_dict: '{name}' has dtype {value.dtype} in the state "
-                                f"dict; a parameter needs real numbers ({p.dtype})")
+                                f"dict; the model needs real numbers ({p.dtype})")
             if value.shape != p.shape:
                 raise ValueError(f"load_state_dict: '{name}' has shape {value.shape} "
                                  f"in the state dict but {p.shape} in the model")
             values[name] = value
         for name, value in values.items():
-            own[name].data[...] = value
+            own[name][...] = value
 
     def __repr__(self) -> str:
         children = self.named_children()
