@@ -101,6 +101,16 @@ def test_backward_twice_through_the_same_graph_does_not_double_count_intermediat
     np.testing.assert_array_equal(x.grad, [8.0])  # 2 * dy/dx = 2 * 4
 
 
+def test_retain_graph_is_accepted_and_the_graph_is_always_kept():
+    # PyTorch raises on a second backward() unless the first kept the graph; tinytorch never
+    # frees it, so PyTorch's retain_graph=True runs unchanged and so does a plain second call.
+    x = tt.Tensor([2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [8.0])
+
+
 def test_a_tensor_used_twice_receives_both_contributions():
     x = tt.Tensor([3.0], requires_grad=True)
     (x * x + x).sum().backward()

@@ -151,3 +151,22 @@ def test_batched_matmul_with_unbroadcastable_batch_dims_names_the_shapes():
     a, b = tt.Tensor(np.ones((2, 3, 4))), tt.Tensor(np.ones((5, 4, 2)))
     with pytest.raises(ValueError, match=r"batch dimensions \(2,\) and \(5,\)"):
         a @ b
+
+
+def test_an_empty_dim_tuple_reduces_every_dimension_as_in_pytorch():
+    # torch.arange(6.).reshape(2, 3).sum(dim=()) is tensor(15.); numpy's axis=() would
+    # reduce nothing and return the (2, 3) array unchanged.
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = tt.Tensor(x)
+    assert t.sum(dim=()).shape == () and t.sum(dim=()).item() == 15.0
+    assert t.sum(dim=[]).item() == 15.0
+    assert t.sum(dim=(), keepdim=True).shape == (1, 1)
+    assert t.mean(dim=()).item() == 2.5
+    assert t.var(dim=()).item() == 3.5
+    assert t.max(dim=()).item() == 5.0
+
+
+def test_the_gradient_of_a_sum_over_an_empty_dim_tuple_is_all_ones():
+    t = tt.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    t.sum(dim=()).backward()
+    np.testing.assert_array_equal(t.grad, np.ones((2, 3)))

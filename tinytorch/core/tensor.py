@@ -46,10 +46,14 @@ def _resolve_dim(dim, axis, name: str = "dim"):
 
 
 def _normalize_dims(dim, ndim: int) -> tuple:
-    """``dim`` (None, an int or a sequence of ints) as a tuple of non-negative axes."""
-    if dim is None:
-        return tuple(range(ndim))
+    """``dim`` (None, an int or a sequence of ints) as a tuple of non-negative axes.
+
+    An empty sequence means every dimension, like None: PyTorch 2.x reduces everything for
+    ``sum(dim=())``, where numpy's ``sum(axis=())`` reduces nothing.
+    """
     dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    if dim is None or not dims:
+        return tuple(range(ndim))
     for d in dims:
         if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
             raise TypeError(f"dimension must be an int; got {d!r}")
@@ -283,7 +287,11 @@ class Tensor:
 
     # ----------------------------------------------------------------- reductions
     def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> "Tensor":
-        """Sum over ``dim`` (an int, a tuple of ints, or None for every dimension)."""
+        """Sum over ``dim`` (an int, a tuple of ints, or None for every dimension).
+
+        As in PyTorch, an empty tuple ``dim=()`` also sums over every dimension (numpy's
+        ``axis=()`` would sum over none); the same holds for ``mean``, ``var`` and ``max``.
+        """
         keepdim = keepdim if keepdims is None else keepdims
         x = self.data
         dims = _normalize_dims(_resolve_dim(dim, axis), x.ndim)
@@ -392,11 +400,16 @@ class Tensor:
                        lambda g: _getitem_backward(g, x, index, advanced), "getitem")
 
     # ----------------------------------------------------------------- engine entry point
-    def backward(self, grad=None) -> None:
+    def backward(self, grad=None, retain_graph=None) -> None:
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires it.
 
         ``grad`` is the gradient flowing in from above; it defaults to 1 for a scalar. The
         walk itself is the engine's (:func:`tinytorch.core.autograd.backward`).
+
+        The graph is never freed, so calling ``backward()`` again on the same graph runs it
+        again and adds the same gradients a second time. (PyTorch frees the graph and raises
+        on the second call unless the first passed ``retain_graph=True``.) ``retain_graph``
+        is accepted so that PyTorch code runs unchanged; tinytorch always retains the graph.
         """
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require a gradient "
