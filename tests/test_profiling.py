@@ -4,9 +4,18 @@ import pytest
 
 import tinytorch as tt
 from tinytorch import profiling
-from tinytorch.profiling import (count_parameters, format_bytes, iterations_per_epoch,
-                                 linear_flops, mlp_flops, parameter_bytes, total_iterations,
-                                 training_flops, training_memory, training_memory_for)
+from tinytorch.profiling import (
+    count_parameters,
+    format_bytes,
+    iterations_per_epoch,
+    linear_flops,
+    mlp_flops,
+    parameter_bytes,
+    total_iterations,
+    training_flops,
+    training_memory,
+    training_memory_for,
+)
 
 MB = 10**6
 

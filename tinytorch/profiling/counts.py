@@ -1,4 +1,5 @@
-"""Profiling: what a model costs in parameters, memory and arithmetic (chapters 03, 07, 08).
+"""Counting: what a model costs in parameters, memory and arithmetic, from its sizes
+(chapters 03, 07, 08). Chapter 14 measures the same costs on a running model.
 
 Units: bytes are counted exactly; :func:`format_bytes` and the chapters quote them in
 decimal units, 1 kB = 10^3 bytes, 1 MB = 10^6 bytes, 1 GB = 10^9 bytes (as disk and
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .checks import check_int, is_real
+from ..checks import check_int, is_real
 
 __all__ = ["count_parameters", "parameter_bytes", "training_memory", "training_memory_for",
            "format_bytes", "iterations_per_epoch", "total_iterations", "linear_flops",
