@@ -211,6 +211,19 @@ def test_bce_rejects_predictions_outside_zero_one():
         tt.BCELoss()(tt.Tensor(np.array([0.5, 1.5])), tt.Tensor(np.ones(2)))
 
 
+@pytest.mark.parametrize("bad", [-0.25, 1.5, np.nan])
+def test_bce_rejects_targets_outside_zero_one_naming_the_value(bad):
+    target = np.array([[0.0, 1.0], [bad, 0.5]])
+    with pytest.raises(ValueError, match=rf"targets must be probabilities in \[0, 1\]; got "
+                                         rf"{bad} at index \(1, 0\)"):
+        tt.BCELoss()(tt.Tensor(np.full((2, 2), 0.5)), tt.Tensor(target))
+
+
+def test_bce_accepts_soft_targets_inside_zero_one():
+    loss = tt.binary_cross_entropy(tt.Tensor(np.array([0.5])), tt.Tensor(np.array([0.25])))
+    assert loss.item() == pytest.approx(np.log(2))
+
+
 @settings(**SETTINGS)
 @given(SHAPES, st.integers(0, 1000))
 def test_bce_with_logits_equals_bce_of_sigmoid(shape, seed):
@@ -371,3 +384,26 @@ def test_cross_entropy_of_sequence_logits_names_the_target_shapes_it_takes():
             "for logits of shape (2, 3, 4) the target must have shape (2, 3) (class indices) "
             "or (2, 3, 4) (class probabilities); got (6,)")):
         tt.cross_entropy(np.zeros((2, 3, 4)), np.zeros(6, dtype=int))
+
+
+# --------------------------------------------------------------------------- empty batches
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("loss_fn, pred, target", [
+    (tt.MSELoss, np.zeros((0, 1)), np.zeros((0, 1))),
+    (tt.BCELoss, np.zeros((0, 1)), np.zeros((0, 1))),
+    (tt.BCEWithLogitsLoss, np.zeros((0, 1)), np.zeros((0, 1))),
+    (tt.CrossEntropyLoss, np.zeros((0, 3)), np.zeros(0, dtype=np.int64)),
+    (tt.CrossEntropyLoss, np.zeros((0, 3)), np.zeros((0, 3))),
+])
+def test_an_empty_batch_is_an_error_naming_the_shapes(loss_fn, pred, target, reduction):
+    # PyTorch returns nan for the mean; before this check tinytorch returned 0.0 silently.
+    name = loss_fn.__name__
+    with pytest.raises(ValueError, match=rf"{name}: empty batch: prediction shape "
+                                         rf"{re.escape(str(pred.shape))} and target shape "
+                                         rf"{re.escape(str(target.shape))}"):
+        loss_fn(reduction)(tt.Tensor(pred), tt.Tensor(target))
+
+
+def test_cross_entropy_of_logits_without_classes_names_the_shape():
+    with pytest.raises(ValueError, match=re.escape("logits of shape (4, 0) have no classes")):
+        tt.cross_entropy(tt.Tensor(np.zeros((4, 0))), np.zeros(4, dtype=np.int64))

@@ -6,7 +6,9 @@ and a function (``mse_loss``, ``cross_entropy``, ``binary_cross_entropy``,
 'none' (one loss per element, or per sample for cross-entropy), as in PyTorch.
 
 Predictions and targets must have matching shapes: a (N, 1) prediction against a (N,) target
-would silently broadcast to (N, N) and train on nonsense, so it raises instead.
+would silently broadcast to (N, N) and train on nonsense, so it raises instead. An empty
+batch raises too, whatever the reduction: the mean of no losses is 0/0 (PyTorch returns nan),
+and a loop that feeds a loss no samples has a bug upstream.
 
 Cross-entropy and the logit form of binary cross-entropy are single fused operations whose
 forward pass is numerically stable (max subtraction, log-sum-exp) and whose backward pass is
@@ -46,6 +48,13 @@ def _check_same_shape(name: str, pred: Tensor, target: Tensor) -> None:
     if pred.shape != target.shape:
         raise ValueError(f"{name}: prediction shape {pred.shape} and target shape "
                          f"{target.shape} differ; they must match exactly (no broadcasting)")
+    if pred.size == 0:
+        _empty_batch(name, pred.shape, target.shape)
+
+
+def _empty_batch(name: str, pred_shape: tuple, target_shape: tuple):
+    raise ValueError(f"{name}: empty batch: prediction shape {pred_shape} and target shape "
+                     f"{target_shape} hold no samples, and the loss of no samples is undefined")
 
 
 def _reduce(values: np.ndarray, reduction: str):
@@ -122,6 +131,11 @@ def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -
     n = math.prod(lead)
     target_tensor = target if isinstance(target, Tensor) else None
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if n == 0:
+        _empty_batch("CrossEntropyLoss", logits.shape, target_data.shape)
+    if classes == 0:
+        raise ValueError(f"CrossEntropyLoss: logits of shape {logits.shape} have no classes "
+                         f"(the last dimension is 0)")
 
     scores = logits.data.reshape(n, classes)
     log_probs = stable_log_softmax(scores, axis=1)
@@ -191,7 +205,8 @@ def binary_cross_entropy(pred, target, reduction: str = "mean") -> Tensor:
     """-(t log p + (1 - t) log(1 - p)) for probabilities ``pred`` in [0, 1].
 
     Each log is clamped below at -100 (as in PyTorch), so p = 0 or 1 gives a finite loss;
-    the gradient (p - t) / max(p (1 - p), 1e-12) stays finite there too.
+    the gradient (p - t) / max(p (1 - p), 1e-12) stays finite there too. Targets must lie in
+    [0, 1] as well: outside it the loss is no longer a cross-entropy and has no minimum.
     """
     _check_reduction(reduction)
     pred, target = _as_tensor(pred), _as_tensor(target)
@@ -201,6 +216,11 @@ def binary_cross_entropy(pred, target, reduction: str = "mean") -> Tensor:
     if outside.any():
         raise ValueError(f"BCELoss: predictions must be probabilities in [0, 1]; got "
                          f"{p[outside][0]} (apply sigmoid first, or use BCEWithLogitsLoss)")
+    outside = (t < 0) | (t > 1) | np.isnan(t)
+    if outside.any():
+        where = f" at index {tuple(np.argwhere(outside)[0].tolist())}" if t.ndim else ""
+        raise ValueError(f"BCELoss: targets must be probabilities in [0, 1]; got "
+                         f"{t[outside][0]}{where}")
     with np.errstate(divide="ignore"):          # log(0) = -inf, clamped just below
         log_p = np.maximum(np.log(p), _LOG_FLOOR)
         log_1mp = np.maximum(np.log(1 - p), _LOG_FLOOR)
