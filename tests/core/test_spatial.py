@@ -297,6 +297,27 @@ def test_maxpool_overlapping_windows_add_their_gradients():
     np.testing.assert_array_equal(xt.grad[0, 0], expected)
 
 
+def test_maxpool_sends_the_gradient_of_a_window_with_a_nan_to_its_last_nan_like_pytorch():
+    # torch.nn.functional.max_pool2d on the same input: output nan, gradient 1 at [1, 0].
+    nan = np.nan
+    x = tt.Tensor(np.array([[1.0, nan], [nan, 0.0]])[None, None], requires_grad=True)
+    out = tt.MaxPool2d(2)(x)
+    out.sum().backward()
+    assert np.isnan(out.data).all()
+    np.testing.assert_array_equal(x.grad[0, 0], [[0, 0], [1, 0]])
+
+
+def test_maxpool_nan_windows_overlapping_send_to_the_nan_and_other_windows_are_unchanged():
+    # PyTorch: stride-1 windows [[1, nan], [5, nan]] and [[nan, 2], [nan, 3]] both choose the
+    # NaN at [1, 1], so it receives 2; the finite second image routes as without NaNs.
+    nan = np.nan
+    x = np.array([[[[1.0, nan, 2.0], [5.0, nan, 3.0]]], [[[1.0, 4.0, 2.0], [5.0, 0.0, 3.0]]]])
+    xt = tt.Tensor(x, requires_grad=True)
+    tt.max_pool2d(xt, 2, stride=1).sum().backward()
+    np.testing.assert_array_equal(xt.grad[0, 0], [[0, 0, 0], [0, 2, 0]])
+    np.testing.assert_array_equal(xt.grad[1, 0], [[0, 1, 0], [1, 0, 0]])
+
+
 @settings(**SETTINGS)
 @given(st.tuples(sides, sides), st.tuples(st.integers(1, 3), st.integers(1, 3)),
        st.integers(4, 6), st.integers(4, 6))

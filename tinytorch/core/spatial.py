@@ -232,7 +232,9 @@ def max_pool2d(x: Tensor, kernel_size, stride=None) -> Tensor:
 
     The gradient of each window goes to exactly one input: its first maximum in row-major
     window order, as in PyTorch. (Sending it to every tied maximum would inflate it in flat
-    regions.) Windows that overlap add their gradients.
+    regions.) Windows that overlap add their gradients. A window holding a NaN has the
+    maximum NaN, and its gradient goes to its last NaN in that order, as PyTorch's CPU
+    kernel does.
     """
     kernel, stride, out_hw = _pool_geometry(x, kernel_size, stride, "max_pool2d")
     pixels = x.data
@@ -249,6 +251,12 @@ def max_pool2d(x: Tensor, kernel_size, stride=None) -> Tensor:
             first &= unclaimed
             unclaimed &= ~first
             grad_x[under_offset] += np.where(first, grad_out, 0)
+        if unclaimed.any():  # only a NaN maximum equals no input (NaN != NaN)
+            for _, _, under_offset in reversed(list(_offsets(kernel, stride, out_hw))):
+                last = np.isnan(pixels[under_offset])
+                last &= unclaimed
+                unclaimed &= ~last
+                grad_x[under_offset] += np.where(last, grad_out, 0)
         return (grad_x,)
 
     return make_op(out, (x,), backward, "max_pool2d")
