@@ -45,7 +45,7 @@ def relu(x) -> Tensor:
     """
     x = as_tensor(x)
     positive = x.data > 0
-    out = np.maximum(x.data, np.zeros((), dtype=x.dtype))
+    out = np.maximum(x.data, 0)  # a Python 0 keeps x's dtype
     return make_op(out, (x,), lambda g: (_relu_backward(g, positive),), "relu")
 
 

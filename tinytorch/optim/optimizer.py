@@ -44,6 +44,15 @@ def _plain(value):
     return float(value)
 
 
+def _views(flat: np.ndarray, params: list) -> list:
+    """Consecutive pieces of ``flat``, each shaped like one of ``params``."""
+    views, start = [], 0
+    for p in params:
+        views.append(flat[start:start + p.data.size].reshape(p.data.shape))
+        start += p.data.size
+    return views
+
+
 class Optimizer:
     """Base class of SGD, Adam and AdamW.
 
@@ -169,10 +178,8 @@ class Optimizer:
         np.concatenate([p.data.reshape(-1) for p in self.params], out=flat_param)
         np.concatenate([p.grad.reshape(-1) for p in self.params], out=flat_grad)
         self._update(0, flat_param, flat_grad, flat_state)
-        start = 0
-        for p in self.params:
-            p.data[...] = flat_param[start:start + p.data.size].reshape(p.data.shape)
-            start += p.data.size
+        for p, updated in zip(self.params, self._flat_views):
+            np.copyto(p.data, updated)
 
     @property
     def state_arrays_per_param(self) -> int:
@@ -268,6 +275,7 @@ class Optimizer:
         if self._flat is None:
             total, dtype = sum(p.data.size for p in self.params), dtypes.pop()
             self._flat = (np.empty(total, dtype), np.empty(total, dtype), {})
+            self._flat_views = _views(self._flat[0], self.params)
         flat_state = self._flat[2]
         for name in list(flat_state):
             if name not in names:
@@ -276,10 +284,8 @@ class Optimizer:
             if name in flat_state:
                 continue
             flat = flat_state[name] = np.zeros_like(self._flat[0])
-            start = 0
-            for p, state in zip(self.params, self.state):
-                state[name] = flat[start:start + p.data.size].reshape(p.data.shape)
-                start += p.data.size
+            for state, view in zip(self.state, _views(flat, self.params)):
+                state[name] = view
 
     def __repr__(self) -> str:
         hyper = ", ".join(f"{name}={value!r}" for name, value in self.hyper.items())
