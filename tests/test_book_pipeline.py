@@ -152,3 +152,40 @@ def test_launch_copy_is_a_plain_notebook_without_outputs(tmp_path):
     assert [c.source for c in code][1] == "1 + 1"
     assert all(not c.outputs for c in code)
     assert "jupytext" not in nb.metadata
+
+
+SETUP_PAGE = ("```{code-cell} ipython3\n:tags: [remove-input]\n\n" + book_pages.PAGE_SETUP
+              + "\n```\n\n```{code-cell} ipython3\n1 + 1\n```\n")
+
+
+def write_config(root: Path, url: str, branch: str = "main") -> None:
+    (root / "_config.yml").write_text(f"repository:\n  url: {url}\n  branch: {branch}\n")
+
+
+def test_launch_copy_first_cell_installs_from_the_address_in_config(tmp_path):
+    write_config(tmp_path, "https://github.com/someone/fork", "spring")
+    page = write_page(tmp_path, "book/chapters/01_x.md", SETUP_PAGE)
+    nb = nbformat.reads(book_pages.launch_copy_text(page, tmp_path), as_version=4)
+    first, second = [c for c in nb.cells if c.cell_type == "code"][:2]
+    assert first.source == book_pages.setup_cell_source("https://github.com/someone/fork", "spring")
+    assert '"https://github.com/someone/fork"' in first.source and '"spring"' in first.source
+    assert first.metadata["tags"] == ["remove-input"] and second.source == "1 + 1"
+
+
+def test_the_page_itself_keeps_the_short_setup_cell(tmp_path):
+    page = write_page(tmp_path, "book/chapters/01_x.md", SETUP_PAGE)
+    cells = code_cells(book_pages.convert_page(page, tmp_path))  # what the tests and site run
+    assert cells[1].source == book_pages.PAGE_SETUP
+
+
+def test_a_failed_clone_raises_naming_the_command_and_what_to_do(tmp_path):
+    source = book_pages.setup_cell_source("https://example.invalid/none", "main")
+    env = {**os.environ, "TINYTORCH_REPO": f"file://{tmp_path}/missing.git",
+           "TINYTORCH_CLONE": str(tmp_path / "clone"), "GIT_TERMINAL_PROMPT": "0"}
+    # -I -S: no site-packages and no current folder, so tinytorch is not importable
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", source], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "RuntimeError: Setup failed: `git clone" in done.stderr
+    assert f"file://{tmp_path}/missing.git" in done.stderr
+    assert "Check the repository address (TINYTORCH_REPO)" in done.stderr

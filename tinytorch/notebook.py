@@ -141,23 +141,27 @@ def load_milestone(folder: str, script: str | None = None):
 
     Milestones live outside the package, in ``milestones/NN_YEAR_name/name.py`` at the root of
     the repository, so they stay runnable scripts. They are found by walking up from the
-    current folder (a book page runs in ``book/milestones/``, the tests from the root) and
-    then from this package's folder (an editable install). ``script`` defaults to the folder
-    name without its ``NN_YEAR_`` prefix.
+    current folder (a book page runs in ``book/milestones/``, the tests from the root), then
+    from this package's folder (an editable install, as a launch copy's first cell makes in
+    Colab), then in the folders of ``sys.path``. ``script`` defaults to the folder name
+    without its ``NN_YEAR_`` prefix.
     """
     import importlib.util
+    import sys
     from pathlib import Path
 
     script = script or folder.split("_", 2)[-1]
     starts = [Path.cwd().resolve(), Path(__file__).resolve().parent]
-    for start in starts:
-        for base in [start, *start.parents]:
-            path = base / "milestones" / folder / f"{script}.py"
-            if path.is_file():
-                spec = importlib.util.spec_from_file_location(f"milestone_{script}", path)
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                return module
+    bases = [base for start in starts for base in (start, *start.parents)]
+    bases += [Path(entry).resolve() for entry in sys.path if entry]
+    for base in bases:
+        path = base / "milestones" / folder / f"{script}.py"
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location(f"milestone_{script}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
     raise FileNotFoundError(
         f"milestone {folder!r} ({script}.py) not found under a 'milestones/' folder above "
-        f"{starts[0]} or {starts[1]}; run from a clone of the TinyTorch repository")
+        f"{starts[0]} or {starts[1]}, nor in sys.path; run from a clone of the TinyTorch "
+        "repository, or run the first cell of the notebook's launch copy (it installs one)")
