@@ -27,5 +27,7 @@ from .core.normalization import *   # 13 Transformers (LayerNorm)
 from .models import *               # 13 Transformers (TransformerBlock, GPT)
 from .gradcheck import gradcheck, numerical_gradient
 from . import datasets, profiling
+from . import quantization        # 15 Quantization
+from . import prune, compress     # 16 Compression
 
 __version__ = "0.1.0"
