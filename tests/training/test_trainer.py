@@ -226,6 +226,100 @@ def test_non_finite_loss_stops_naming_epoch_and_step_before_updating(poison):
         np.testing.assert_array_equal(now, then)
 
 
+class Gated(tt.Module):
+    """A linear layer plus ``0 * sqrt(gate)`` with the gate at 0: the loss stays finite, but
+    the gate's gradient is 0 * inf = NaN (and inf with ``scale`` instead of 0)."""
+
+    def __init__(self, scale=0.0):
+        super().__init__()
+        self.body = tt.Linear(5, 3)
+        self.gate = tt.Parameter(np.zeros(1, np.float32))
+        self.scale = scale
+
+    def forward(self, x):
+        return self.body(x) + self.gate.sqrt() * self.scale
+
+
+def gated_trainer(optimizer="adam", scale=0.0, **options):
+    tt.manual_seed(0)
+    model = Gated(scale)
+    opt = (tt.Adam(model.parameters(), lr=0.01) if optimizer == "adam"
+           else tt.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    return Trainer(model, opt, tt.CrossEntropyLoss(), **options)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("options", [{}, {"grad_clip_norm": 1.0}])
+def test_a_nan_gradient_of_a_finite_loss_stops_before_the_step_naming_the_parameter(
+        optimizer, options):
+    trainer = gated_trainer(optimizer, **options)
+    before = trainer.model.state_dict()
+    with np.errstate(divide="ignore", invalid="ignore"), pytest.raises(
+            FloatingPointError, match=r"gradient of 'gate' is not finite \(1 NaN and 0 "
+                                      r"infinite of 1 entries in 'gate'\) at epoch 0, step 0 "
+                                      r"\(batch 0\), although the loss was finite"):
+        trainer.train_epoch(batches(X, Y, 8))
+    assert trainer.step == 0 and trainer.optimizer.step_count == 0
+    for name, value in trainer.model.state_dict().items():  # 'body.*' too, not only the gate
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_an_infinite_gradient_is_caught_as_well():
+    trainer = gated_trainer(scale=1.0)  # d sqrt(gate) / d gate at 0 is inf
+    with np.errstate(divide="ignore"), pytest.raises(
+            FloatingPointError, match=r"'gate' is not finite \(0 NaN and 1 infinite"):
+        trainer.train_epoch(batches(X, Y, 8))
+
+
+def test_the_gradient_guard_checks_the_accumulated_group_naming_its_last_batch():
+    trainer = make_trainer(loss_fn=tt.MSELoss(), sizes=(5, 4, 1))
+    x, y = X[:32], rng.normal(size=(32, 1)).astype(np.float32)
+    trainer.train_epoch(batches(x, y, 8), accumulation_steps=2)  # epoch 0: two steps
+    first = trainer.model.layers[0].weight
+
+    def poisoned(outputs, targets):  # finite losses; batch 2 also spoils the first weight
+        if poisoned.calls == 2:
+            first.grad = np.full_like(first.data, np.nan)
+        poisoned.calls += 1
+        return tt.mse_loss(outputs, targets)
+
+    poisoned.calls = 0
+    trainer.loss_fn = poisoned
+    snapshots = []
+    recording = Recording(batches(x, y, 8), lambda i: snapshots.append(parameters_of(trainer)))
+    with pytest.raises(FloatingPointError, match=r"'0.weight' is not finite .* at "
+                                                 r"epoch 1, step 3 \(batch 3\)"):
+        trainer.train_epoch(recording, accumulation_steps=2)
+    assert trainer.step == 3  # the first group (batches 0 and 1) stepped, the second did not
+    for now, then in zip(parameters_of(trainer), snapshots[2]):
+        np.testing.assert_array_equal(now, then)
+
+
+# ------------------------------------------------------------------ empty batches
+def sum_of_squares(outputs, targets):
+    """A loss that does not refuse an empty batch itself (its sum over nothing is 0)."""
+    return ((outputs - targets) ** 2).sum()
+
+
+def test_an_empty_training_batch_is_refused_naming_the_shapes_before_any_step():
+    trainer = make_trainer(optimizer="adam", loss_fn=sum_of_squares, sizes=(5, 4, 1))
+    x, y = X[:16], rng.normal(size=(16, 1)).astype(np.float32)
+    data = [(x[:8], y[:8]), (x[8:8], y[8:8]), (x[8:], y[8:])]
+    with pytest.raises(ValueError, match=r"Trainer.train_epoch: batch 1 of epoch 0 is empty: "
+                                         r"inputs of shape \(0, 5\), targets of shape "
+                                         r"\(0, 1\)"):
+        trainer.train_epoch(data)
+    assert trainer.step == 1  # batch 0 stepped; the empty batch 1 did not
+
+
+def test_an_empty_evaluation_batch_is_refused_naming_the_shapes():
+    trainer = make_trainer(loss_fn=sum_of_squares, sizes=(5, 4, 1))
+    x, y = X[:8], rng.normal(size=(8, 1)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"Trainer.evaluate: batch 1 is empty: inputs of shape "
+                                         r"\(0, 5\), targets of shape \(0, 1\)"):
+        trainer.evaluate([(x, y), (x[:0], y[:0])])
+
+
 # ------------------------------------------------------------------ evaluate
 LOGITS = np.array([[2.0, 1.0], [0.0, 3.0], [5.0, 4.0], [1.0, 0.0]], dtype=np.float32)
 CLASSES = np.array([0, 1, 1, 0])  # the argmax is right for samples 0, 1 and 3
@@ -297,8 +391,11 @@ def test_evaluate_runs_in_eval_mode_and_restores_mixed_modes():
     dropout.eval()  # sub-module in eval mode while the container trains
     modes_during = []
     trainer = Trainer(model, tt.SGD(model.parameters(), lr=0.1), tt.CrossEntropyLoss())
-    trainer.evaluate(Recording(batches(X, Y, 20),
-                               lambda i: modes_during.append([m.training for m in model.modules()])))
+
+    def record(index):
+        modes_during.append([m.training for m in model.modules()])
+
+    trainer.evaluate(Recording(batches(X, Y, 20), record))
     assert modes_during == [[False, False, False]] * 2
     assert [m.training for m in model.modules()] == [True, True, False]
 

@@ -54,6 +54,25 @@ def _unpack(batch, index: int) -> tuple:
     raise TypeError(f"Trainer: batch {index} must be an (inputs, targets) pair; got {what}")
 
 
+def _check_not_empty(inputs: Tensor, targets: Tensor, where: str) -> None:
+    """An empty batch would give a loss of 0.0 (or nan) and still move Adam's weights."""
+    if any(t.ndim and t.shape[0] == 0 for t in (inputs, targets)):
+        raise ValueError(f"Trainer.{where} is empty: inputs of shape {inputs.shape}, targets "
+                         f"of shape {targets.shape}; every batch needs at least one sample")
+
+
+def _non_finite(grad: np.ndarray) -> bool:
+    """Whether ``grad`` holds a NaN or an inf; one sum decides in the usual, finite case."""
+    with np.errstate(all="ignore"):
+        if math.isfinite(float(grad.sum())):
+            return False
+    return not np.isfinite(grad).all()  # the sum may have overflowed on finite values
+
+
+def _describe(grad: np.ndarray) -> str:
+    nans = int(np.isnan(grad).sum())
+    infs = int(np.isinf(grad).sum())
+    return f"{nans} NaN and {infs} infinite of {grad.size} entries"
 
 
 def _check_grad_clip_norm(value, prefix: str = "Trainer: "):
@@ -126,8 +145,12 @@ class Trainer:
         accumulated gradients, scaled by 1/k, are multiplied by k/r before the step (this
         works for any iterable, whether or not its length is known in advance).
 
-        A NaN or infinite loss raises ``FloatingPointError`` naming the epoch, the step and
-        the value, before that batch's gradients reach any parameter.
+        NaN guard: a NaN or infinite loss raises ``FloatingPointError`` naming the epoch, the
+        step and the value, before ``backward``; a NaN or infinite gradient (a finite loss
+        can have one, e.g. through ``sqrt`` at 0) raises it before the optimizer step, naming
+        the parameter (its name in ``model.named_parameters()``). Either way the parameters
+        keep the values of the last good step; the bad gradients stay in ``.grad`` to look at.
+        An empty batch (no samples in its inputs or targets) raises ValueError.
         """
         k = check_int("Trainer", "accumulation_steps", accumulation_steps, 1)
         self.model.train()
@@ -141,6 +164,7 @@ class Trainer:
         pending = 0  # batches whose gradients are accumulated but not yet applied
         for index, batch in enumerate(dataloader):
             inputs, targets = _unpack(batch, index)
+            _check_not_empty(inputs, targets, f"train_epoch: batch {index} of epoch {self.epoch}")
             outputs = self.model(inputs)
             loss = self.loss_fn(outputs, targets)
             value = float(loss.item())
@@ -154,7 +178,7 @@ class Trainer:
             accuracy.add(outputs, targets)
             pending += 1
             if pending == k:
-                self._optimizer_step()
+                self._optimizer_step(index)
                 pending = 0
         if not losses:
             raise ValueError(f"Trainer.train_epoch: the dataloader yielded no batches "
@@ -163,7 +187,7 @@ class Trainer:
             for p in self.model.parameters():
                 if p.grad is not None:
                     p.grad *= np.asarray(k / pending, dtype=p.grad.dtype)
-            self._optimizer_step()
+            self._optimizer_step(index)
 
         mean_loss = float(np.mean(losses))
         self.history["train_loss"].append(mean_loss)
@@ -177,7 +201,9 @@ class Trainer:
             self.optimizer.lr = self.scheduler.get_lr(self.epoch)
         return float(self.optimizer.lr)
 
-    def _optimizer_step(self) -> None:
+    def _optimizer_step(self, index: int) -> None:
+        """Check the gradients, clip them if asked, step; ``index`` is the last batch's."""
+        self._check_gradients(index)
         if self.grad_clip_norm is not None:
             norm = clip_grad_norm(self.model.parameters(), self.grad_clip_norm)
             if not math.isfinite(norm):
@@ -188,6 +214,20 @@ class Trainer:
         self.optimizer.zero_grad()
         self.step += 1
 
+    def _check_gradients(self, index: int) -> None:
+        """FloatingPointError naming every parameter whose gradient is not finite."""
+        bad = [p for p in self.optimizer.params if p.grad is not None and _non_finite(p.grad)]
+        if not bad:
+            return
+        names = {id(p): name for name, p in self.model.named_parameters()}
+        named = [f"'{names[id(p)]}'" if id(p) in names else f"optimizer parameter "
+                 f"{self.optimizer.params.index(p)} (not in the model)" for p in bad]
+        raise FloatingPointError(
+            f"Trainer: the gradient of {', '.join(named)} is not finite "
+            f"({_describe(bad[0].grad)} in {named[0]}) at epoch {self.epoch}, step "
+            f"{self.step} (batch {index}), although the loss was finite; stopped before the "
+            f"optimizer step, so the parameters are still those after step {self.step}")
+
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, dataloader) -> tuple:
         """``(loss, accuracy)`` of the model on ``dataloader``, as Python floats.
@@ -197,7 +237,7 @@ class Trainer:
         batch weighted by its size). Accuracy: see :mod:`tinytorch.training.metrics` (argmax
         for integer or one-hot targets; a threshold for one output column, at 0.5 for
         probabilities, at 0 when ``loss_fn`` is a BCEWithLogits-style loss); NaN when the
-        targets are not classes (a regression).
+        targets are not classes (a regression). An empty batch raises ValueError.
         """
         modes = [(m, m.training) for m in self.model.modules()]
         self.model.eval()
@@ -207,6 +247,7 @@ class Trainer:
             with no_grad():
                 for index, batch in enumerate(dataloader):
                     inputs, targets = _unpack(batch, index)
+                    _check_not_empty(inputs, targets, f"evaluate: batch {index}")
                     outputs = self.model(inputs)
                     size = outputs.shape[0] if outputs.ndim else 1
                     total_loss += float(self.loss_fn(outputs, targets).item()) * size
