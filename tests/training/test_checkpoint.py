@@ -5,6 +5,9 @@ import io
 import json
 import os
 import pickle
+import subprocess
+import sys
+import time
 import zipfile
 
 import numpy as np
@@ -124,7 +127,8 @@ def test_checkpoint_is_a_zip_of_npy_arrays_readable_without_pickle(trained):
     assert all(a.dtype != object for a in contents.values())
     assert {"model/0.weight", "model/0.bias", "model/3.weight", "model/3.bias"} <= set(contents)
     assert any(key.startswith("optim/") for key in contents)
-    np.testing.assert_array_equal(contents["model/0.weight"], trainer.model.state_dict()["0.weight"])
+    np.testing.assert_array_equal(contents["model/0.weight"],
+                                  trainer.model.state_dict()["0.weight"])
     meta = json.loads(str(contents["meta"]))
     assert meta["version"] == 1 and meta["trainer"]["epoch"] == 2
 
@@ -268,7 +272,8 @@ def test_a_checkpoint_missing_a_parameter_is_refused(trained):
 def test_a_checkpoint_of_another_architecture_is_refused_naming_the_shapes(trained):
     _, path = trained
     other, _ = build(1, hidden=7)
-    refuses(path, other, r"'0.weight' has shape \(10, 6\) in the checkpoint but \(7, 6\) in the model")
+    refuses(path, other,
+            r"'0.weight' has shape \(10, 6\) in the checkpoint but \(7, 6\) in the model")
 
 
 def test_a_checkpoint_of_another_optimizer_is_refused(trained):
@@ -310,6 +315,30 @@ def test_a_malformed_generator_state_is_refused(trained):
     _, path = trained
     rewrite(path, lambda arrays, meta: meta.update(generator={"bit_generator": "MT19937"}))
     refuses(path, build(1)[0], "generator state is for 'MT19937'")
+
+
+def _spoiled_generator(change):
+    state = tt.get_rng_state()
+    change(state)
+    return state
+
+
+@pytest.mark.parametrize("generator, message", [
+    ([1, 2, 3], r"generator state must be a dict .* got a list"),
+    (_spoiled_generator(lambda s: s.update(state="seed")),
+     r"generator state\['state'\] must be a dict with keys \['inc', 'state'\]; got a str"),
+    (_spoiled_generator(lambda s: s["state"].update(inc="7")),
+     r"generator state\['state'\]\['inc'\] must be an int in \[0, \d+\); got '7'"),
+    (_spoiled_generator(lambda s: s["state"].pop("inc")),
+     r"generator state\['state'\] must have the keys \['inc', 'state'\]; missing \['inc'\]"),
+    (_spoiled_generator(lambda s: s.update(has_uint32=2.5)),
+     r"generator state\['has_uint32'\] must be an int in \[0, 2\); got 2.5"),
+])
+def test_a_malformed_generator_state_gives_a_clear_error_naming_the_entry(
+        trained, generator, message):
+    _, path = trained
+    rewrite(path, lambda arrays, meta: meta.update(generator=generator))
+    refuses(path, build(1)[0], r"the trainer's state: " + message)
 
 
 def test_a_missing_file_raises_file_not_found(tmp_path):
@@ -377,3 +406,167 @@ def test_a_checkpoint_written_before_the_state_dict_split_still_loads(trained):
     fresh, _ = build(1)
     fresh.load_checkpoint(path)
     assert fresh.state_dict() == trainer.state_dict()
+
+
+# ------------------------------------------------------------------ killed saves
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PAUSED_SAVE = r"""
+import io, sys
+import numpy as np
+from tinytorch.training import checkpoint
+
+original = checkpoint._write_archive
+
+def half_then_wait(file, arrays):
+    buffer = io.BytesIO()
+    original(buffer, arrays)
+    data = buffer.getvalue()
+    file.write(data[:len(data) // 2])
+    file.flush()
+    print("paused", flush=True)     # mid-write: half of the archive is in the temporary file
+    sys.stdin.readline()            # the test kills us here, or lets us finish
+    file.write(data[len(data) // 2:])
+
+checkpoint._write_archive = half_then_wait
+weights = np.arange(1_000_000, dtype=np.float32)  # 4 MB
+checkpoint.save_checkpoint({"model": {"w": weights}, "optimizer": {}, "trainer": {"epoch": 9}},
+                           sys.argv[1])
+print("saved", flush=True)
+"""
+posix_only = pytest.mark.skipif(os.name != "posix", reason="writer PIDs are probed on POSIX")
+
+
+def small_state(epoch):
+    return {"model": {"w": np.full(3, epoch, np.float32)}, "optimizer": {},
+            "trainer": {"epoch": epoch}}
+
+
+def start_paused_save(path):
+    """A process saving a 4 MB checkpoint at ``path``, stopped halfway through writing it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, "-c", PAUSED_SAVE, str(path)], env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "paused\n"
+    return child
+
+
+def temporaries(folder):
+    return sorted(name for name in os.listdir(folder) if name.endswith(".tmp"))
+
+
+def killed_save(path):
+    """Save a checkpoint at ``path``, then SIGKILL a second save of it halfway through."""
+    checkpoint_module.save_checkpoint(small_state(1), path)
+    child = start_paused_save(path)
+    child.kill()  # SIGKILL: no exception handler, no cleanup
+    child.wait()
+    left = temporaries(path.parent)
+    assert len(left) == 1 and left[0].startswith(f".{path.name}.pid{child.pid}@")
+    assert os.path.getsize(path.parent / left[0]) > 1_000_000
+    return left[0]
+
+
+@posix_only
+def test_the_next_load_removes_the_temporary_of_a_killed_save_and_reads_the_previous_one(
+        tmp_path):
+    path = tmp_path / "run.npz"
+    killed_save(path)
+    loaded = checkpoint_module.load_checkpoint(path)
+    assert loaded["trainer"] == {"epoch": 1}
+    np.testing.assert_array_equal(loaded["model"]["w"], small_state(1)["model"]["w"])
+    assert os.listdir(tmp_path) == ["run.npz"]
+
+
+@posix_only
+def test_the_next_save_removes_the_temporary_of_a_killed_save(tmp_path):
+    path = tmp_path / "run.npz"
+    killed_save(path)
+    checkpoint_module.save_checkpoint(small_state(2), path)
+    assert os.listdir(tmp_path) == ["run.npz"]
+    assert checkpoint_module.load_checkpoint(path)["trainer"] == {"epoch": 2}
+
+
+@posix_only
+def test_a_trainer_load_removes_the_temporary_of_a_killed_save_too(tmp_path):
+    trainer, _ = build(0)
+    path = tmp_path / "run.npz"
+    trainer.save_checkpoint(path)
+    child = start_paused_save(path)
+    child.kill()
+    child.wait()
+    build(1)[0].load_checkpoint(path)
+    assert os.listdir(tmp_path) == ["run.npz"]
+
+
+@posix_only
+def test_a_save_in_progress_is_never_touched_by_another_save_or_load(tmp_path):
+    path = tmp_path / "run.npz"
+    checkpoint_module.save_checkpoint(small_state(1), path)
+    child = start_paused_save(path)
+    in_progress = temporaries(tmp_path)
+    assert checkpoint_module.load_checkpoint(path)["trainer"] == {"epoch": 1}
+    checkpoint_module.save_checkpoint(small_state(2), path)
+    assert temporaries(tmp_path) == in_progress  # its writer is alive
+    child.stdin.write("\n")
+    child.stdin.flush()
+    assert child.stdout.readline() == "saved\n" and child.wait() == 0
+    assert checkpoint_module.load_checkpoint(path)["trainer"] == {"epoch": 9}
+    assert os.listdir(tmp_path) == ["run.npz"]
+
+
+def a_dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_which_temporaries_are_stale(tmp_path):
+    host, day = checkpoint_module._host(), checkpoint_module.STALE_AFTER_SECONDS
+    dead = a_dead_pid()
+    files = {  # name: (seconds since last written, removed?)
+        f".run.npz.pid{dead}@{host}.abcd1234.tmp": (5, os.name == "posix"),  # writer gone
+        f".run.npz.pid{os.getpid()}@{host}.abcd1234.tmp": (5, False),          # writer alive
+        f".run.npz.pid{os.getpid()}@{host}.efgh5678.tmp": (day + 60, True),   # untouched a day
+        f".run.npz.pid{dead}@another-host.abcd1234.tmp": (5, False),          # can't probe it
+        f".run.npz.pid{dead}@another-host.efgh5678.tmp": (day + 60, True),
+        ".run.npz.abcd1234.tmp": (5, False),                                  # older naming
+        ".run.npz.efgh5678.tmp": (day + 60, True),
+        f".other.npz.pid{dead}@{host}.abcd1234.tmp": (day + 60, False),       # not this path's
+        "run.npz.tmp": (day + 60, False),
+        ".run.npz.notes.txt": (day + 60, False),
+    }
+    now = time.time()
+    for name, (age, _) in files.items():
+        (tmp_path / name).write_bytes(b"partial")
+        os.utime(tmp_path / name, (now - age, now - age))
+    removed = checkpoint_module.remove_stale_temporaries(tmp_path / "run.npz")
+    assert sorted(removed) == sorted(name for name, (_, gone) in files.items() if gone)
+    assert sorted(os.listdir(tmp_path)) == sorted(n for n, (_, gone) in files.items() if not gone)
+
+
+def test_a_save_names_its_temporary_after_its_process_and_host(tmp_path, monkeypatch):
+    seen = []
+    original = checkpoint_module._write_archive
+
+    def spy(file, arrays):
+        seen.extend(temporaries(tmp_path))
+        original(file, arrays)
+
+    monkeypatch.setattr(checkpoint_module, "_write_archive", spy)
+    checkpoint_module.save_checkpoint(small_state(1), tmp_path / "run.npz")
+    assert len(seen) == 1
+    assert seen[0].startswith(f".run.npz.pid{os.getpid()}@{checkpoint_module._host()}.")
+
+
+# ------------------------------------------------------------------ directories
+def test_loading_a_directory_says_it_is_a_directory(tmp_path):
+    (tmp_path / "run.npz").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"run.npz' is a directory, not a checkpoint"):
+        build(1)[0].load_checkpoint(tmp_path / "run.npz")
+
+
+def test_saving_onto_a_directory_says_it_is_a_directory(tmp_path):
+    (tmp_path / "run.npz").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"run.npz' is a directory; give the path"):
+        build(0)[0].save_checkpoint(tmp_path / "run.npz")
+    assert os.listdir(tmp_path / "run.npz") == []

@@ -23,6 +23,18 @@ Saving is atomic: the archive is written to a temporary file in the same folder,
 and fsync'ed, then renamed onto ``path`` with ``os.replace``. A crash mid-save leaves the
 previous checkpoint intact (and the temporary file is removed on any exception).
 
+A save that is killed (SIGKILL, power loss) cannot remove its temporary file, so the next
+save or load of the same ``path`` does. The temporary file of ``NAME`` is named
+``.NAME.pid<PID>@<HOST>.<random>.tmp``, after the process writing it, and is *stale*
+
+* when ``<HOST>`` is this machine and process ``<PID>`` no longer exists (POSIX), or
+* when nothing has written to it for 24 hours (``STALE_AFTER_SECONDS``), whatever its name
+  says: another machine's save on a shared folder, a reused PID, or a temporary file of the
+  older ``.NAME.<random>.tmp`` form.
+
+Only stale temporaries of ``NAME`` itself are removed, so a save in progress — its writer is
+alive, or it was written to within the day — is never touched.
+
 Loading checks the file — the archive, the JSON, the format version, every array the metadata
 refers to — and raises :class:`CheckpointError` naming the path and the problem. Whether the
 state fits a given model, optimizer and trainer is for their ``load_state_dict`` to check.
@@ -32,17 +44,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import socket
 import tempfile
+import time
 
 import numpy as np
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint",
+           "remove_stale_temporaries", "STALE_AFTER_SECONDS"]
 
 FORMAT = "tinytorch-checkpoint"
 VERSION = 1
 SECTIONS = ("model", "optimizer", "trainer")
 _BESIDE_TRAINER = ("scheduler", "generator")  # trainer entries version 1 keeps at the top level
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first record, or an empty zip
+STALE_AFTER_SECONDS = 24 * 60 * 60  # a temporary file untouched this long is an orphan
 
 
 class CheckpointError(ValueError):
@@ -164,15 +181,21 @@ def _current_umask() -> int:
 
 def save_checkpoint(state: dict, path) -> None:
     """Write ``state`` — ``{"model": ..., "optimizer": ..., "trainer": ...}``, three state
-    dicts — to one .npz file at exactly ``path``, atomically (see the module docstring)."""
+    dicts — to one .npz file at exactly ``path``, atomically (see the module docstring).
+    Stale temporary files of earlier, killed saves of ``path`` are removed first."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save_checkpoint: folder '{folder}' does not exist "
                                 f"(checkpoint path '{path}')")
+    if os.path.isdir(path):
+        example = os.path.join(path, "checkpoint.npz")
+        raise IsADirectoryError(f"save_checkpoint: '{path}' is a directory; give the path of "
+                                f"the checkpoint file to write, e.g. '{example}'")
     arrays = _encode(state)  # everything that can fail before the disk is touched
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    remove_stale_temporaries(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp",
+                                             dir=folder)
     try:
         with os.fdopen(descriptor, "wb") as file:
             _write_archive(file, arrays)
@@ -186,6 +209,61 @@ def save_checkpoint(state: dict, path) -> None:
             os.remove(temporary)
         raise
     _fsync_folder(folder)
+
+
+def _host() -> str:
+    """This machine's name as it appears in temporary file names (letters, digits, '-')."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64]
+
+
+def _temporary_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}.pid{os.getpid()}@{_host()}."
+
+
+def _writer_is_gone(pid: int) -> bool:
+    """Whether process ``pid`` of this machine has exited (False when it cannot be told)."""
+    if os.name != "posix" or pid == os.getpid():
+        return False  # (on Windows os.kill would terminate the process, not probe it)
+    try:
+        os.kill(pid, 0)  # signal 0: no signal is sent, only the existence check is made
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it exists, owned by another user
+        return False
+    with contextlib.suppress(OSError, IndexError):  # a zombie has exited but is not reaped
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    return False
+
+
+def remove_stale_temporaries(path) -> list:
+    """Remove the stale temporary files of killed saves of ``path`` (the rule is in the
+    module docstring); return the names removed. Never raises: a folder that cannot be
+    listed, or a file that another process removes first, is skipped."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(rf"\.{re.escape(os.path.basename(path))}\."
+                         rf"(?:pid(\d+)@([A-Za-z0-9-]*)\.)?[a-z0-9_]+\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    removed, host, now = [], _host(), time.time()
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        temporary = os.path.join(folder, name)
+        try:
+            untouched = now - os.stat(temporary).st_mtime
+            gone = (match[1] is not None and match[2] == host
+                    and _writer_is_gone(int(match[1])))
+            if gone or untouched > STALE_AFTER_SECONDS:
+                os.remove(temporary)
+                removed.append(name)
+        except OSError:
+            continue
+    return removed
 
 
 def _fsync_folder(folder: str) -> None:
@@ -204,6 +282,8 @@ def read_checkpoint(path) -> tuple:
     excluded) and the decoded JSON metadata. Raises CheckpointError if the file is not a
     readable checkpoint of a supported version."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"checkpoint '{path}' is a directory, not a checkpoint file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
     # We open the file ourselves: np.load(path) leaks its handle when the zip is broken.
@@ -241,10 +321,13 @@ def read_checkpoint(path) -> tuple:
 def load_checkpoint(path) -> dict:
     """The ``{"model": ..., "optimizer": ..., "trainer": ...}`` state dicts saved at ``path``.
 
-    Raises FileNotFoundError if there is no such file, CheckpointError (naming the path) if it
-    is not a complete checkpoint of a supported version. Runs no code from the file.
+    Raises FileNotFoundError if there is no such file, IsADirectoryError if ``path`` is a
+    directory, CheckpointError (naming the path) if it is not a complete checkpoint of a
+    supported version. Runs no code from the file. Stale temporary files of killed saves of
+    ``path`` are removed first.
     """
     path = os.fspath(path)
+    remove_stale_temporaries(path)
     arrays, meta = read_checkpoint(path)
     try:
         return _decode(arrays, meta)
