@@ -152,3 +152,16 @@ def test_load_milestone_names_what_it_could_not_find(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="99_1900_nothing"):
         load_milestone("99_1900_nothing")
+
+
+def test_config_table_keeps_integers_and_shows_missing_settings_as_a_dash():
+    pytest.importorskip("pandas")
+    from tinytorch.notebook import config_table
+
+    table = config_table({"a": {"epochs": 30, "lr": 0.5, "sizes": (8, 16)},
+                          "b": {"epochs": 10, "threshold": None}})
+    assert list(table.columns) == ["a", "b"]
+    assert list(table.index) == ["epochs", "lr", "sizes", "threshold"]
+    assert table.loc["epochs", "a"] == 30 and type(table.loc["epochs", "a"]) is int
+    assert table.loc["lr", "b"] == "–" and table.loc["threshold", "b"] == "–"
+    assert "30.0" not in table.to_html() and "NaN" not in table.to_html()

@@ -41,7 +41,7 @@ import ast
 import inspect
 import textwrap
 
-__all__ = ["SourceCode", "show_source", "glue", "load_milestone"]
+__all__ = ["SourceCode", "show_source", "glue", "load_milestone", "config_table"]
 
 
 class SourceCode:
@@ -134,6 +134,23 @@ def glue(name: str, value, display: bool = False) -> None:
         return None
     myst_glue(name, value, display=display)
     return None
+
+
+def config_table(configs: dict, missing: str = "–"):
+    """A milestone's ``CONFIGS`` (name -> settings) as a pandas table: one column per
+    configuration, one row per setting (in order of first appearance), so that a milestone
+    with many settings stays narrow.
+
+    Values show as written (integers stay integers, tuples stay tuples, rather than the floats
+    and ``NaN`` pandas makes of a column with a gap); a setting a configuration lacks, or sets
+    to None, shows as ``missing``.
+    """
+    import pandas as pd
+
+    keys = list(dict.fromkeys(key for settings in configs.values() for key in settings))
+    rows = [[missing if settings.get(key) is None else settings[key] for settings in
+             configs.values()] for key in keys]
+    return pd.DataFrame(rows, index=keys, columns=list(configs), dtype=object)
 
 
 def load_milestone(folder: str, script: str | None = None):
