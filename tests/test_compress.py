@@ -187,32 +187,71 @@ def test_distillation_loss_refuses_mismatched_logits():
         compress.distillation_loss(_logits(0), _logits(1, (4, 3)), np.zeros(4, int))
 
 
-def _task():
+def _data():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 6)).astype(np.float32)
-    y = (X[:, 0] > X[:, 1]).astype(np.int64) + (X[:, 2] > 0)
-    return tt.DataLoader(tt.TensorDataset(X, y), batch_size=16, shuffle=True, seed=0)
+    return X, (X[:, 0] > X[:, 1]).astype(np.int64) + (X[:, 2] > 0)
+
+
+def _loader(*arrays):
+    return tt.DataLoader(tt.TensorDataset(*arrays), batch_size=16, shuffle=True, seed=0)
+
+
+def _trained_students(make_loader, teacher=None, alphas=(0.9,)):
+    runs = []
+    for alpha in alphas:
+        tt.manual_seed(0)
+        student = tt.MLP([6, 4, 3])
+        compress.distill(student, make_loader(), tt.SGD(student.parameters(), 0.1), epochs=3,
+                         teacher=teacher, alpha=alpha)
+        runs.append(student.state_dict())
+    return runs
+
+
+def test_teacher_logits_are_the_eval_mode_outputs_batch_by_batch():
+    tt.manual_seed(0)
+    teacher = tt.Sequential(tt.Linear(6, 5), tt.Dropout(0.5), tt.Linear(5, 3))
+    X, _ = _data()
+    logits = compress.teacher_logits(teacher, X, batch_size=10)
+    with tt.no_grad():
+        np.testing.assert_allclose(logits, teacher(tt.Tensor(X)).data, rtol=1e-6)
+    assert not teacher.training
 
 
 def test_distill_trains_the_student_and_leaves_the_teacher_alone():
     tt.manual_seed(0)
     teacher, student = tt.MLP([6, 16, 3]), tt.MLP([6, 4, 3])
     before = teacher.state_dict()
-    losses = compress.distill(student, teacher, _task(), tt.Adam(student.parameters(), 0.01),
-                              epochs=5)
+    losses = compress.distill(student, _loader(*_data()), tt.Adam(student.parameters(), 0.01),
+                              epochs=5, teacher=teacher)
     assert len(losses) == 5 and losses[-1] < losses[0]
     for name, value in teacher.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
 
 
-def test_the_control_is_the_same_loop_on_the_labels_alone():
-    """Without a teacher, distill trains exactly as with alpha = 0 (the soft term is off)."""
-    runs = []
-    for teacher in (None, tt.MLP([6, 16, 3])):
-        tt.manual_seed(0)
-        student = tt.MLP([6, 4, 3])
-        compress.distill(student, teacher, _task(), tt.SGD(student.parameters(), 0.1),
-                         epochs=2, alpha=0.0)
-        runs.append(student.state_dict())
+def test_precomputed_teacher_logits_train_exactly_as_running_the_teacher():
+    tt.manual_seed(0)
+    teacher = tt.MLP([6, 16, 3])
+    X, y = _data()
+    logits = compress.teacher_logits(teacher, X)
+    with_teacher = _trained_students(lambda: _loader(X, y), teacher=teacher)
+    precomputed = _trained_students(lambda: _loader(X, y, logits))
+    for name in with_teacher[0]:
+        np.testing.assert_allclose(with_teacher[0][name], precomputed[0][name], rtol=1e-5)
+
+
+def test_the_control_alpha_zero_ignores_the_teacher_and_alpha_changes_the_result():
+    X, y = _data()
+    runs = _trained_students(lambda: _loader(X, y, np.zeros((64, 3), np.float32)),
+                             alphas=(0.0, 0.9))
+    labels_only = _trained_students(lambda: _loader(X, y, np.ones((64, 3), np.float32) * 5),
+                                    alphas=(0.0,))
     for name in runs[0]:
-        np.testing.assert_allclose(runs[0][name], runs[1][name], rtol=1e-6)
+        np.testing.assert_allclose(runs[0][name], labels_only[0][name], rtol=1e-6)
+    assert any(not np.allclose(runs[0][n], runs[1][n]) for n in runs[0])
+
+
+def test_distill_needs_teacher_logits_or_a_teacher():
+    with pytest.raises(ValueError, match=r"\(inputs, labels\) with a teacher module"):
+        compress.distill(tt.MLP([6, 4, 3]), _loader(*_data()), tt.SGD(
+            tt.MLP([6, 4, 3]).parameters(), 0.1), epochs=1)

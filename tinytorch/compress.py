@@ -5,9 +5,9 @@
   shrink, so the arithmetic does too (a mask only zeroes entries of a full-size matrix).
 * :func:`low_rank_linear` replaces a Linear by two thinner ones through the truncated SVD of
   its weight, the best approximation of that rank (Eckart-Young).
-* :func:`distillation_loss` and :func:`distill` train a small student on the softened outputs
-  of a trained teacher (Hinton, Vinyals & Dean, 2015, "Distilling the Knowledge in a Neural
-  Network").
+* :func:`distillation_loss`, :func:`teacher_logits` and :func:`distill` train a small student
+  on the softened outputs of a trained teacher (Hinton, Vinyals & Dean, 2015, "Distilling
+  the Knowledge in a Neural Network").
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from .core.spatial import AvgPool2d, Conv2d, MaxPool2d
 from .core.tensor import Tensor, as_tensor
 from .prune import _count
 
-__all__ = ["prune_channels", "low_rank_linear", "distillation_loss", "distill"]
+__all__ = ["prune_channels", "low_rank_linear", "distillation_loss", "teacher_logits",
+           "distill"]
 
 # Layers that may sit between a pruned layer and the next one: they act on each channel
 # separately (or, for Flatten, only move the channels' values), so dropping a channel drops
@@ -185,12 +186,27 @@ def distillation_loss(student_logits, teacher_logits, targets, temperature: floa
     return soft * alpha + cross_entropy(student, targets) * (1 - alpha)
 
 
-def distill(student: Module, teacher: Module | None, loader, optimizer, epochs: int,
+def teacher_logits(teacher: Module, inputs, batch_size: int = 500) -> np.ndarray:
+    """``teacher``'s logits for every row of ``inputs``, in eval mode and without gradients:
+    computed once, since a trained teacher does not change while the student learns."""
+    teacher.eval()
+    inputs = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
+    with no_grad():
+        return np.concatenate([teacher(Tensor(inputs[i:i + batch_size])).data
+                               for i in range(0, len(inputs), batch_size)])
+
+
+def distill(student: Module, loader, optimizer, epochs: int, teacher: Module | None = None,
             temperature: float = 4.0, alpha: float = 0.9) -> list:
-    """Train ``student`` for ``epochs`` on ``loader``'s ``(inputs, labels)`` batches with
-    :func:`distillation_loss` against ``teacher`` (run in eval mode, without gradients).
-    ``teacher=None`` trains on the labels alone (cross-entropy): the control, with the very
-    same loop, batches and optimizer. Returns the mean training loss of each epoch."""
+    """Train ``student`` for ``epochs`` with :func:`distillation_loss`; return the mean
+    training loss of each epoch.
+
+    Each batch of ``loader`` is ``(inputs, labels, teacher_logits)``, the logits precomputed
+    by :func:`teacher_logits` (e.g. a ``TensorDataset(X, y, logits)``), or ``(inputs,
+    labels)`` with a ``teacher`` module that is then run on every batch. ``alpha = 0`` is the
+    control: plain cross-entropy on the labels, with the very same loop, batches and
+    optimizer.
+    """
     epochs = check_int("distill", "epochs", epochs, 1)
     if teacher is not None:
         teacher.eval()
@@ -200,18 +216,28 @@ def distill(student: Module, teacher: Module | None, loader, optimizer, epochs: 
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
         total, batches = 0.0, 0
-        for inputs, labels in loader:
-            inputs = as_tensor(inputs)
-            logits = student(inputs)
-            if teacher is None:
-                loss = cross_entropy(logits, labels)
-            else:
-                with no_grad():
-                    teacher_logits = teacher(inputs).data
-                loss = distillation_loss(logits, teacher_logits, labels, temperature, alpha)
+        for batch in loader:
+            inputs, labels, soft = _distillation_batch(batch, teacher)
+            loss = distillation_loss(student(inputs), soft, labels, temperature, alpha)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total, batches = total + loss.item(), batches + 1
         losses.append(total / batches)
     return losses
+
+
+def _distillation_batch(batch, teacher) -> tuple:
+    """``(inputs, labels, teacher logits)`` of one batch."""
+    if len(batch) == 3:
+        if teacher is not None:
+            raise ValueError("distill: the batches carry teacher logits already; pass no "
+                             "teacher")
+        inputs, labels, soft = batch
+        return as_tensor(inputs), labels, soft
+    if len(batch) != 2 or teacher is None:
+        raise ValueError("distill: each batch must be (inputs, labels, teacher_logits), or "
+                         "(inputs, labels) with a teacher module")
+    inputs, labels = as_tensor(batch[0]), batch[1]
+    with no_grad():
+        return inputs, labels, teacher(inputs).data
