@@ -32,10 +32,11 @@ def test_the_parameter_count_equals_the_closed_form(v, t, n_layer, c):
     assert model.get_num_params() == closed_form - t * c          # nanoGPT leaves out wpe
 
 
-def test_without_biases_each_block_holds_12_c_squared_plus_4_c():
+def test_without_biases_each_block_holds_12_c_squared_plus_2_c_as_in_nanogpt():
     v, t, n_layer, c = 11, 8, 2, 8
     model = tiny_gpt(v, t, n_layer, 2, c, bias=False)
-    assert model.get_num_params(False) == v * c + t * c + n_layer * (12 * c * c + 4 * c) + 2 * c
+    assert model.get_num_params(False) == v * c + t * c + n_layer * (12 * c * c + 2 * c) + c
+    assert not any(name.endswith(".bias") for name, _ in model.named_parameters())
 
 
 def test_parameters_have_nanogpt_names_and_the_output_layer_is_tied_to_the_token_table():

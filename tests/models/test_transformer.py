@@ -71,6 +71,8 @@ def test_a_block_has_nanogpt_names_and_12_c_squared_plus_13_c_parameters():
     assert sum(p.size for p in block.parameters()) == 12 * 16 ** 2 + 13 * 16
     assert block.mlp.c_fc.out_features == 64
     assert tt.TransformerBlock(16, 4, mlp_ratio=2).mlp.c_fc.out_features == 32
+    no_bias = tt.TransformerBlock(16, 4, bias=False)
+    assert sum(p.size for p in no_bias.parameters()) == 12 * 16 ** 2 + 2 * 16
 
 
 def test_block_gradients_match_finite_differences():

@@ -50,6 +50,9 @@ def _as_tensor(x) -> Tensor:
 # --------------------------------------------------------------------------- masks
 @functools.lru_cache(maxsize=64)
 def _causal_mask(query_len: int, key_len: int, lower_right: bool, dtype: np.dtype):
+    """The (query_len, key_len) array of ``dtype`` holding 0 where key j <= query i + offset
+    (offset = key_len - query_len if ``lower_right``, else 0) and -inf elsewhere; read-only,
+    because the cache hands the same array to every caller."""
     offset = key_len - query_len if lower_right else 0
     allowed = np.tri(query_len, key_len, k=offset, dtype=bool)
     mask = np.where(allowed, 0.0, -np.inf).astype(dtype)
@@ -215,6 +218,8 @@ def attention_weights(query, key, attn_mask=None, *, is_causal: bool = False,
     from ordinary Tensor operations (matmul, multiply, add, softmax), so it is differentiable
     the slow way. For looking at (a heat map) and for comparing against the fused op;
     ``attention_weights(q, k, ...) @ v`` equals ``scaled_dot_product_attention(q, k, v, ...)``.
+    It is the textbook formula, softmax included: a query whose keys are all masked gets a
+    row of NaN here, where the fused op gives zeros.
     """
     query, key = _as_tensor(query), _as_tensor(key)
     _check_qkv(query, key, key)
@@ -285,6 +290,8 @@ class MultiHeadAttention(Module):
         self.dropout = float(dropout)
 
     def forward(self, x, attn_mask=None, is_causal: bool = False, kv_cache=None) -> Tensor:
+        """Self-attention of x (B, T, C) -> (B, T, C): project to q, k, v, split the heads,
+        let the cache (if any) extend k and v, attend, merge the heads, project back."""
         x = _as_tensor(x)
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"MultiHeadAttention(embed_dim={self.embed_dim}) expects input of "

@@ -109,6 +109,8 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True):
+        """``weight`` (ones) and ``bias`` (zeros) of shape ``normalized_shape``, float32;
+        ``elementwise_affine=False`` keeps neither, ``bias=False`` only the weight."""
         super().__init__()
         self.normalized_shape = _normalized_shape(normalized_shape)
         if not eps > 0:
@@ -120,6 +122,7 @@ class LayerNorm(Module):
                      if elementwise_affine and bias else None)
 
     def forward(self, x) -> Tensor:
+        """:func:`layer_norm` of x with this layer's shape, weight, bias and eps."""
         return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:

@@ -18,9 +18,10 @@ Parameter count, with V = vocab_size, T = block_size, L = n_layer, C = n_embd (a
     wte     wpe     blocks                 ln_f        (lm_head: tied, adds nothing)
 
 Each block holds 12 C^2 + 13 C: c_attn 3C^2 + 3C, attn.c_proj C^2 + C, c_fc 4C^2 + 4C,
-mlp.c_proj 4C^2 + C, and two LayerNorms 2C each. Without biases (``bias=False``) it is
-12 C^2 + 4 C, and ln_f 2 C (LayerNorm keeps its bias here). ``get_num_params()`` counts
-them from the model; by default it leaves out the position embeddings, as nanoGPT does.
+mlp.c_proj 4C^2 + C, and two LayerNorms 2C each. With ``bias=False`` (nanoGPT's option: no
+bias in any Linear or LayerNorm) a block holds 12 C^2 + 2 C and ln_f C. ``get_num_params()``
+counts them from the model; by default it leaves out the position embeddings, as nanoGPT
+does.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class _Transformer(Module):
         self.wpe = Embedding(block_size, n_embd)
         self.drop = Dropout(dropout)
         self.h = [TransformerBlock(n_embd, n_head, 4, dropout, bias) for _ in range(n_layer)]
-        self.ln_f = LayerNorm(n_embd)
+        self.ln_f = LayerNorm(n_embd, bias=bias)
 
 
 class GPT(Module):
@@ -67,7 +68,8 @@ class GPT(Module):
 
     ``forward(idx)`` maps token ids (B, T), T <= block_size, to logits (B, T, vocab_size);
     the logits at position t depend on tokens 0..t only (causal attention).
-    ``generate(idx, max_new_tokens, ...)`` samples a continuation.
+    ``generate(idx, max_new_tokens, ...)`` samples a continuation. ``bias=False`` drops the
+    biases of every Linear and LayerNorm, as nanoGPT's option of that name.
 
     Initialisation as nanoGPT: every Linear and Embedding weight from N(0, 0.02²), biases
     zero, and the two projections into the residual stream of each block (``c_proj``) from
@@ -90,6 +92,7 @@ class GPT(Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        """nanoGPT's initialisation (class docstring), drawn in parameter order."""
         residual_std = _INIT_STD / math.sqrt(2 * self.n_layer)
         for name, p in self.named_parameters():
             if p.ndim == 2:                                        # Linear and Embedding

@@ -39,6 +39,7 @@ class FeedForward(Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x) -> Tensor:
+        """(..., C) -> (..., C): c_proj(gelu(c_fc(x))), then dropout."""
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
 
@@ -49,7 +50,8 @@ class TransformerBlock(Module):
     ``ln_2``, ``mlp`` (:class:`FeedForward` with ``mlp_ratio * embed_dim`` hidden units).
     ``forward(x, attn_mask=None, is_causal=False, kv_cache=None)`` passes the mask and the
     cache to the attention. Parameters: 12 C^2 + 13 C for C = embed_dim and mlp_ratio 4
-    (attention 4 C^2 + 4 C, MLP 8 C^2 + 5 C, two LayerNorms 4 C).
+    (attention 4 C^2 + 4 C, MLP 8 C^2 + 5 C, two LayerNorms 4 C); ``bias=False`` drops the
+    biases of the Linear layers and the LayerNorms (12 C^2 + 2 C), as nanoGPT.
     """
 
     def __init__(self, embed_dim: int, num_heads: int, mlp_ratio: float = 4,
@@ -60,12 +62,13 @@ class TransformerBlock(Module):
             raise ValueError(f"TransformerBlock: mlp_ratio * embed_dim must be a positive whole "
                              f"number of hidden units; got mlp_ratio={mlp_ratio!r} with "
                              f"embed_dim={embed_dim}")
-        self.ln_1 = LayerNorm(embed_dim)
+        self.ln_1 = LayerNorm(embed_dim, bias=bias)
         self.attn = MultiHeadAttention(embed_dim, num_heads, dropout=dropout, bias=bias)
-        self.ln_2 = LayerNorm(embed_dim)
+        self.ln_2 = LayerNorm(embed_dim, bias=bias)
         self.mlp = FeedForward(embed_dim, int(mlp_ratio * embed_dim), dropout, bias)
 
     def forward(self, x, attn_mask=None, is_causal: bool = False, kv_cache=None) -> Tensor:
+        """x + attn(ln_1(x)), then + mlp(ln_2(x)): two residual branches on x (B, T, C)."""
         x = x + self.attn(self.ln_1(x), attn_mask=attn_mask, is_causal=is_causal,
                           kv_cache=kv_cache)
         return x + self.mlp(self.ln_2(x))
