@@ -57,6 +57,9 @@ _SCHEDULE_PY, _CLIPPING_PY, _TRAINER_PY, _CHECKPOINT_PY = (
 _CHAR_PY, _BPE_PY, _BPE_TRAIN_PY = ("tinytorch/text/char.py", "tinytorch/text/bpe.py",
                                     "tinytorch/text/bpe_train.py")
 _EMBEDDING_PY, _OPS_PY = "tinytorch/core/embedding.py", "tinytorch/core/ops.py"
+_ATTENTION_PY, _NORMALIZATION_PY = ("tinytorch/core/attention.py",
+                                    "tinytorch/core/normalization.py")
+_TRANSFORMER_PY, _GPT_PY = "tinytorch/models/transformer.py", "tinytorch/models/gpt.py"
 
 CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
     Chapter("01", "Tensor", "book/chapters/01_tensor.md",
@@ -130,6 +133,13 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
             + _stubs(_OPS_PY, "cat", "stack", "where")
             + _stubs(_TENSOR_PY, "Tensor.masked_fill"),
             tests=("tests/core/test_embedding.py", "tests/core/test_ops.py")),
+    Chapter("12", "Attention", "book/chapters/12_attention.md",
+            modules=(_ATTENTION_PY,),
+            stubs=_stubs(_ATTENTION_PY, "_causal_mask", "_safe_softmax_",
+                         "scaled_dot_product_attention", "MultiHeadAttention.forward",
+                         "MultiHeadAttention._split_heads", "MultiHeadAttention._merge_heads",
+                         "MultiHeadAttention._attend"),
+            tests=("tests/core/test_attention.py",)),
 )}
 
 
