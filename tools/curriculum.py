@@ -140,6 +140,13 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
                          "MultiHeadAttention._split_heads", "MultiHeadAttention._merge_heads",
                          "MultiHeadAttention._attend"),
             tests=("tests/core/test_attention.py",)),
+    Chapter("13", "Transformers", "book/chapters/13_transformers.md",
+            modules=(_NORMALIZATION_PY, _TRANSFORMER_PY, _GPT_PY),
+            stubs=_stubs(_NORMALIZATION_PY, "layer_norm", "LayerNorm.__init__")
+            + _stubs(_TRANSFORMER_PY, "FeedForward.forward", "TransformerBlock.forward")
+            + _stubs(_GPT_PY, "GPT._init_weights", "GPT._hidden", "GPT.generate", "_sample"),
+            tests=("tests/core/test_normalization.py", "tests/models/test_transformer.py",
+                   "tests/models/test_gpt.py")),
 )}
 
 
