@@ -145,7 +145,7 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
             stubs=_stubs(_NORMALIZATION_PY, "layer_norm", "LayerNorm.__init__")
             + _stubs(_TRANSFORMER_PY, "FeedForward.forward", "TransformerBlock.forward")
             + _stubs(_GPT_PY, "GPT._init_weights", "GPT._hidden", "GPT.generate", "_sample"),
-            tests=("tests/core/test_normalization.py", "tests/models/test_transformer.py",
+            tests=("tests/core/test_normalization.py", "tests/models/test_transformer_block.py",
                    "tests/models/test_gpt.py")),
 )}
 
