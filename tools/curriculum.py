@@ -61,6 +61,12 @@ _ATTENTION_PY, _NORMALIZATION_PY = ("tinytorch/core/attention.py",
                                     "tinytorch/core/normalization.py")
 _TRANSFORMER_PY, _GPT_PY = "tinytorch/models/transformer.py", "tinytorch/models/gpt.py"
 
+_FLOPS_PY, _TIMING_PY, _MEMORY_PY, _BREAKDOWN_PY = (
+    "tinytorch/profiling/flops.py", "tinytorch/profiling/timing.py",
+    "tinytorch/profiling/memory.py", "tinytorch/profiling/breakdown.py")
+_MATMUL_PY, _CONV_PY, _ROOFLINE_PY = ("tinytorch/perf/matmul.py", "tinytorch/perf/conv.py",
+                                      "tinytorch/perf/roofline.py")
+
 CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
     Chapter("01", "Tensor", "book/chapters/01_tensor.md",
             modules=(_TENSOR_PY,),
@@ -147,6 +153,21 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
             + _stubs(_GPT_PY, "GPT._init_weights", "GPT._hidden", "GPT.generate", "_sample"),
             tests=("tests/core/test_normalization.py", "tests/models/test_transformer_block.py",
                    "tests/models/test_gpt.py")),
+    Chapter("14", "Profiling", "book/chapters/14_profiling.md",
+            modules=(_FLOPS_PY, _TIMING_PY, _MEMORY_PY, _BREAKDOWN_PY),
+            stubs=_stubs(_FLOPS_PY, "_op_flops", "count_flops", "FlopCount.by")
+            + _stubs(_TIMING_PY, "time_call", "measure_latency")
+            + _stubs(_MEMORY_PY, "peak_memory", "activation_bytes")
+            + _stubs(_BREAKDOWN_PY, "op_breakdown"),
+            tests=("tests/profiling/test_profiler.py",)),
+    Chapter("17", "Acceleration", "book/chapters/17_acceleration.md",
+            modules=(_MATMUL_PY, _CONV_PY, _ROOFLINE_PY),
+            stubs=_stubs(_MATMUL_PY, "matmul_loops", "matmul_broadcast", "matmul_einsum",
+                         "matmul_tiled")
+            + _stubs(_CONV_PY, "conv2d_loops", "conv2d_windows")
+            + _stubs(_ROOFLINE_PY, "matmul_cost", "conv2d_cost", "elementwise_cost",
+                     "attainable", "measure_bandwidth"),
+            tests=("tests/profiling/test_acceleration.py",)),
 )}
 
 

@@ -60,12 +60,14 @@ def matmul_einsum(a, b) -> np.ndarray:
     return np.einsum("ik,kj->ij", a, b)
 
 
-def matmul_tiled(a, b, tile: int = 64, kernel=matmul_broadcast) -> np.ndarray:
+def matmul_tiled(a, b, tile: int = 64, kernel=None) -> np.ndarray:
     """``a @ b`` block by block: for every (tile × tile) block of the output, add up
-    ``kernel(a block, b block)`` over the blocks of the inner dimension. Edge blocks are
-    smaller when a size is not a multiple of ``tile``."""
+    ``kernel(a block, b block)`` over the blocks of the inner dimension (``kernel`` is any
+    function computing a product of two matrices; None means :func:`matmul_broadcast`).
+    Edge blocks are smaller when a size is not a multiple of ``tile``."""
     a, b = _check_matrices("matmul_tiled", a, b)
     tile = check_int("matmul_tiled", "tile", tile, 1)
+    kernel = matmul_broadcast if kernel is None else kernel
     m, k_size = a.shape
     n = b.shape[1]
     out = np.zeros((m, n), dtype=np.result_type(a, b))
