@@ -29,5 +29,6 @@ from .gradcheck import gradcheck, numerical_gradient
 from . import datasets, profiling
 from . import quantization        # 15 Quantization
 from . import prune, compress     # 16 Compression
+from .kv_cache import *            # 18 Memoization (KVCache, ModelKVCache)
 
 __version__ = "0.1.0"

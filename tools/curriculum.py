@@ -60,6 +60,7 @@ _EMBEDDING_PY, _OPS_PY = "tinytorch/core/embedding.py", "tinytorch/core/ops.py"
 _ATTENTION_PY, _NORMALIZATION_PY = ("tinytorch/core/attention.py",
                                     "tinytorch/core/normalization.py")
 _TRANSFORMER_PY, _GPT_PY = "tinytorch/models/transformer.py", "tinytorch/models/gpt.py"
+_KV_CACHE_PY, _BENCHMARK_PY = "tinytorch/kv_cache.py", "tinytorch/benchmark.py"
 
 _FLOPS_PY, _TIMING_PY, _MEMORY_PY, _BREAKDOWN_PY = (
     "tinytorch/profiling/flops.py", "tinytorch/profiling/timing.py",
@@ -168,6 +169,10 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
             + _stubs(_ROOFLINE_PY, "matmul_cost", "conv2d_cost", "elementwise_cost",
                      "attainable", "measure_bandwidth"),
             tests=("tests/profiling/test_acceleration.py",)),
+    Chapter("18", "Memoization", "book/chapters/18_memoization.md",
+            modules=(_KV_CACHE_PY,),
+            stubs=_stubs(_KV_CACHE_PY, "KVCache.update", "KVCache._reserve", "KVCache.crop"),
+            tests=("tests/models/test_kv_cache.py",)),
 )}
 
 

@@ -119,19 +119,48 @@ class GPT(Module):
                              f"there; crop it to the last {self.block_size})")
         return ids
 
-    def _hidden(self, idx) -> Tensor:
-        """Token ids (B, T) -> the final LayerNorm's output (B, T, n_embd)."""
+    def _hidden(self, idx, kv_cache=None) -> Tensor:
+        """Token ids (B, T) -> the final LayerNorm's output (B, T, n_embd). With a
+        ``kv_cache`` the T tokens are the positions after the ``kv_cache.length`` cached
+        ones: their position embeddings start there, and each block's attention extends
+        its keys and values with the cache of its layer."""
         ids = self._token_ids(idx)
+        start = 0 if kv_cache is None else self._check_cache(kv_cache, ids.shape[1])
         body = self.transformer
-        x = body.wte(ids) + body.wpe(np.arange(ids.shape[1]))
+        x = body.wte(ids) + body.wpe(np.arange(start, start + ids.shape[1]))
         x = body.drop(x)
-        for block in body.h:
-            x = block(x, is_causal=True)
+        for i, block in enumerate(body.h):
+            x = block(x, is_causal=True, kv_cache=None if kv_cache is None else kv_cache[i])
         return body.ln_f(x)
 
-    def forward(self, idx) -> Tensor:
-        """Logits (B, T, vocab_size) for token ids ``idx`` (B, T) with T <= block_size."""
-        return self.lm_head(self._hidden(idx))
+    def _check_cache(self, kv_cache, new_tokens: int) -> int:
+        """The number of cached positions, or a ValueError if the cache does not fit."""
+        if len(kv_cache) != self.n_layer:
+            raise ValueError(f"GPT: the kv_cache has {len(kv_cache)} layers, the model "
+                             f"{self.n_layer} (make it with model.new_kv_cache())")
+        start = kv_cache.length
+        if start + new_tokens > self.block_size:
+            raise ValueError(f"GPT: {start} cached + {new_tokens} new tokens exceed block_size "
+                             f"{self.block_size} (the position embeddings end there); reset "
+                             f"the cache and feed the last {self.block_size} tokens again, as "
+                             f"generate(use_cache=True) does")
+        return start
+
+    def forward(self, idx, kv_cache=None) -> Tensor:
+        """Logits (B, T, vocab_size) for token ids ``idx`` (B, T) with T <= block_size.
+
+        ``kv_cache`` (a :class:`~tinytorch.kv_cache.ModelKVCache`, from
+        :meth:`new_kv_cache`) holds the keys and values of earlier positions: ``idx`` is
+        then the continuation, its first token at position ``kv_cache.length``, and the
+        cache grows by T. The logits equal those of the uncached forward pass over the
+        whole sequence at the same positions (chapter 18)."""
+        return self.lm_head(self._hidden(idx, kv_cache))
+
+    def new_kv_cache(self):
+        """An empty key/value cache for this model: one layer per block, preallocated for
+        ``block_size`` positions on first use."""
+        from ..kv_cache import ModelKVCache
+        return ModelKVCache(self.n_layer, self.block_size)
 
     # ------------------------------------------------------------------ sampling
     @staticmethod
@@ -146,7 +175,7 @@ class GPT(Module):
                         f"numpy.random.Generator; got {generator!r}")
 
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, generator=None) -> Tensor:
+                 top_k: int | None = None, generator=None, use_cache: bool = False) -> Tensor:
         """Append ``max_new_tokens`` sampled tokens to ``idx`` ((B, T) or (T,) ids); returns
         a Tensor of int64 ids, (B, T + max_new_tokens) (or 1-D for a 1-D input).
 
@@ -156,6 +185,13 @@ class GPT(Module):
         greedy decoding) and samples from their softmax with ``generator`` (None: the
         shared generator; an int: a fresh generator with that seed). Runs under ``no_grad``
         in evaluation mode (dropout off); the model's mode is restored afterwards.
+
+        ``use_cache=True`` keeps a key/value cache (chapter 18): one forward pass over the
+        (cropped) prompt fills it (prefill), then each step feeds only the newest token.
+        The logits, hence the tokens for the same generator, are those of the uncached
+        loop. Past ``block_size`` the cache is cropped as the uncached context is: once
+        it is full, the next step resets it and prefills the last ``block_size`` tokens
+        again, so those steps cost a full forward pass, as without the cache.
         """
         ids = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
         if ids.ndim not in (1, 2) or ids.shape[-1] == 0 or ids.dtype.kind not in "iu":
@@ -178,15 +214,28 @@ class GPT(Module):
         self.eval()
         try:
             with no_grad():
+                cache = self.new_kv_cache() if use_cache else None
                 for _ in range(max_new_tokens):
-                    context = ids[:, -self.block_size:]
-                    last = self._hidden(context).data[:, -1, :]           # (B, C)
-                    logits = self.lm_head(Tensor(last)).data.astype(np.float64)
+                    logits = self._next_logits(ids, cache)
                     next_ids = _sample(logits / temperature, top_k, rng)
                     ids = np.concatenate([ids, next_ids[:, None]], axis=1)
         finally:
             self.train(was_training)
         return Tensor(ids[0] if one_dim else ids)
+
+    def _next_logits(self, ids: np.ndarray, cache=None) -> np.ndarray:
+        """float64 logits (B, V) of the token after ``ids`` (B, n). Without a cache: a
+        forward pass over the last ``block_size`` tokens. With one: only the tokens it has
+        not seen (the whole prompt on the first call, then one), or, once it is full, a
+        reset and a prefill of the last ``block_size`` tokens."""
+        if cache is None or cache.length == 0 or cache.length >= self.block_size:
+            if cache is not None:
+                cache.reset()
+            new = ids[:, -self.block_size:]
+        else:
+            new = ids[:, cache.length:]
+        last = self._hidden(new, cache).data[:, -1, :]                    # (B, C)
+        return self.lm_head(Tensor(last)).data.astype(np.float64)
 
     def extra_repr(self) -> str:
         return (f"vocab_size={self.vocab_size}, block_size={self.block_size}, "
