@@ -61,7 +61,8 @@ def test_chapter_problems_reports_a_stub_outside_the_chapter_modules():
 def test_every_test_file_of_the_package_folders_grades_exactly_one_chapter():
     graded = [test for chapter in curriculum.CHAPTERS.values() for test in chapter.tests]
     mirrored = [str(path.relative_to(ROOT))
-                for folder in ("core", "data", "optim", "training", "text", "models", "profiling")
+                for folder in ("core", "data", "optim", "training", "text", "models", "profiling",
+                               "optimization")
                 for path in (ROOT / "tests" / folder).glob("test_*.py")]
     assert sorted(graded) == sorted(mirrored)
 

@@ -60,6 +60,8 @@ _EMBEDDING_PY, _OPS_PY = "tinytorch/core/embedding.py", "tinytorch/core/ops.py"
 _ATTENTION_PY, _NORMALIZATION_PY = ("tinytorch/core/attention.py",
                                     "tinytorch/core/normalization.py")
 _TRANSFORMER_PY, _GPT_PY = "tinytorch/models/transformer.py", "tinytorch/models/gpt.py"
+_QUANTIZATION_PY = "tinytorch/quantization.py"
+_PRUNE_PY, _COMPRESS_PY = "tinytorch/prune.py", "tinytorch/compress.py"
 _KV_CACHE_PY, _BENCHMARK_PY = "tinytorch/kv_cache.py", "tinytorch/benchmark.py"
 
 _FLOPS_PY, _TIMING_PY, _MEMORY_PY, _BREAKDOWN_PY = (
@@ -161,6 +163,21 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
             + _stubs(_MEMORY_PY, "peak_memory", "activation_bytes")
             + _stubs(_BREAKDOWN_PY, "op_breakdown"),
             tests=("tests/profiling/test_profiler.py",)),
+    Chapter("15", "Quantization", "book/chapters/15_quantization.md",
+            modules=(_QUANTIZATION_PY,),
+            stubs=_stubs(_QUANTIZATION_PY, "quantize", "dequantize", "pack_int4", "unpack_int4",
+                         "_QuantizedLayer._quantize_weight", "_QuantizedLayer.dequantized_weight",
+                         "QuantizedLinear.forward", "QuantizedLinear._integer_matmul",
+                         "_input_ranges", "quantize_model"),
+            tests=("tests/optimization/test_quantization.py",)),
+    Chapter("16", "Compression", "book/chapters/16_compression.md",
+            modules=(_PRUNE_PY, _COMPRESS_PY),
+            stubs=_stubs(_PRUNE_PY, "_apply_mask", "_keep_largest", "_install",
+                         "l1_unstructured", "global_unstructured", "ln_structured", "remove")
+            + _stubs(_COMPRESS_PY, "prune_channels", "low_rank_linear", "distillation_loss",
+                     "distill"),
+            tests=("tests/optimization/test_prune.py",
+                   "tests/optimization/test_compress.py")),
     Chapter("17", "Acceleration", "book/chapters/17_acceleration.md",
             modules=(_MATMUL_PY, _CONV_PY, _ROOFLINE_PY),
             stubs=_stubs(_MATMUL_PY, "matmul_loops", "matmul_broadcast", "matmul_einsum",
