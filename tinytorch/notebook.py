@@ -176,6 +176,7 @@ def load_milestone(folder: str, script: str | None = None):
         if path.is_file():
             spec = importlib.util.spec_from_file_location(f"milestone_{script}", path)
             module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # so inspect (show_source of a class) can find it
             spec.loader.exec_module(module)
             return module
     raise FileNotFoundError(
