@@ -32,7 +32,7 @@ class RemovableHandle:
     def remove(self) -> None:
         self.hooks.pop(self.id, None)
 
-    def __enter__(self) -> "RemovableHandle":
+    def __enter__(self) -> RemovableHandle:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -79,18 +79,18 @@ class Module:
     _forward_pre_hooks: dict = {}  # read-only class defaults: no hooks until one is registered
     _forward_hooks: dict = {}
 
-    def register_forward_pre_hook(self, hook) -> "RemovableHandle":
+    def register_forward_pre_hook(self, hook) -> RemovableHandle:
         """Call ``hook(module, args)`` before every ``forward``; a non-None result replaces
         the positional arguments (a tuple, or a single value). Returns a handle whose
         ``remove()`` unregisters it (as in PyTorch)."""
         return self._add_hook("_forward_pre_hooks", hook)
 
-    def register_forward_hook(self, hook) -> "RemovableHandle":
+    def register_forward_hook(self, hook) -> RemovableHandle:
         """Call ``hook(module, args, output)`` after every ``forward``; a non-None result
         replaces the output. Returns a handle whose ``remove()`` unregisters it."""
         return self._add_hook("_forward_hooks", hook)
 
-    def _add_hook(self, attribute: str, hook) -> "RemovableHandle":
+    def _add_hook(self, attribute: str, hook) -> RemovableHandle:
         if not callable(hook):
             raise TypeError(f"a hook must be callable; got {type(hook).__name__}")
         if attribute not in self.__dict__:  # the first hook: an own dict, not the class's
@@ -190,17 +190,17 @@ class Module:
             p.grad = None
 
     # ------------------------------------------------------------ modes
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Set the training flag on this module and every sub-module (Dropout reads it)."""
         for m in self.modules():
             m.training = mode
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     # ------------------------------------------------------------ state
-    def state_dict(self) -> "OrderedDict[str, np.ndarray]":
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """A copy of every parameter's values, by dotted name, then of every buffer (a model
         without buffers saves exactly its parameters)."""
         params = ((name, p.data.copy()) for name, p in self.named_parameters())
