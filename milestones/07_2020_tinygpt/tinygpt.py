@@ -462,7 +462,7 @@ def load_trained(checkpoint, vocab_size: int) -> tt.GPT:
 
 # ----------------------------------------------------------------------------- summary
 
-def summary(result: TinyGPTResult) -> str:
+def summary(result: TinyGPTResult, with_samples: bool = True) -> str:
     """The run in a few lines: data, model, training, baselines against the GPT, samples."""
     split, base = result.split, result.baselines
     lines = [
@@ -485,6 +485,8 @@ def summary(result: TinyGPTResult) -> str:
     for name in ("uniform", "unigram", "bigram"):
         lines.append(f"    {name:<12} {base[name]:.4f}")
     lines.append(f"    {'TinyGPT':<12} {result.val_loss:.4f}")
+    if not with_samples:
+        return "\n".join(lines)
     lines.append("  samples")
     for (temperature, top_k), text in result.samples.items():
         lines.append(f"  --- temperature {temperature}, top_k {top_k}:")
