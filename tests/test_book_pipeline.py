@@ -9,6 +9,7 @@ import pytest
 for _module in ("nbformat", "jupytext", "myst_nb", "nbmake"):  # the notebook toolchain
     pytest.importorskip(_module, reason="the book pipeline needs the notebook toolchain")
 
+import jupytext  # noqa: E402
 import nbformat  # noqa: E402
 
 from tools import book_pages  # noqa: E402
@@ -26,14 +27,11 @@ kernelspec:
 ---
 """
 
-FIRST_CELL = """\
-```{code-cell} ipython3
+FIRST_CELL = f"""\
+```{{code-cell}} ipython3
 :tags: [remove-input]
 
-try:
-    import tinytorch
-except ImportError:  # Colab / Binder without the package
-    %pip install -q "tinytorch[course] @ git+https://github.com/tinytorch-course/tinytorch"
+{book_pages.PAGE_SETUP}
 ```
 """
 
@@ -87,7 +85,7 @@ def test_converted_notebook_keeps_the_page_cells_in_order(tmp_path):
 def test_first_cell_convention_survives_conversion(tmp_path):
     page = write_page(tmp_path, "book/p.md", FIRST_CELL)
     cell = code_cells(book_pages.convert_page(page, tmp_path))[1]
-    assert '    %pip install -q "tinytorch[course] @ git+' in cell.source
+    assert cell.source == book_pages.PAGE_SETUP
     assert cell.metadata["tags"] == ["remove-input"]
 
 
@@ -134,6 +132,15 @@ def test_page_whose_cell_raises_fails_under_nbmake(tmp_path):
     result = run_nbmake(tmp_path, "```{code-cell} ipython3\nraise ValueError('boom')\n```\n")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "ValueError" in result.stdout
+
+
+@pytest.mark.parametrize("page", book_pages.notebook_pages(), ids=lambda p: p.name)
+def test_every_page_starts_with_the_setup_cell_its_launch_copy_replaces(page):
+    first = next(c for c in jupytext.read(page, fmt="md:myst").cells if c.cell_type == "code")
+    assert first.source.strip() == book_pages.PAGE_SETUP and first.metadata.get("tags") == [
+        "remove-input"], (
+        f"{page.name}: the first code cell must be exactly\n{FIRST_CELL}(the README's 'How to "
+        "write a chapter'); its launch copy replaces it with the cell that installs the course")
 
 
 @pytest.mark.parametrize("page", book_pages.notebook_pages(), ids=lambda p: p.name)

@@ -199,8 +199,8 @@ def test_milestone_without_a_number_lists_the_milestones(capsys):
 
 
 def test_an_unknown_milestone_names_the_existing_ones(capsys):
-    code, _, err = run_cli(capsys, "--repo", ROOT, "milestone", "7")
-    assert code == 1 and "no milestone '7'" in err and "01_1958_perceptron" in err
+    code, _, err = run_cli(capsys, "--repo", ROOT, "milestone", "99")
+    assert code == 1 and "no milestone '99'" in err and "01_1958_perceptron" in err
 
 
 # ------------------------------------------------------------------------------- notebook

@@ -226,8 +226,9 @@ def cmd_release(repo: Path, args, tool_args: list[str]) -> int:
         return 0
     sys.path.insert(0, str(repo))
     from tools import release
-    if tool_args[0] == "grade":
-        print("grading: running the chapter's tests against the submission ...", flush=True)
+    if tool_args[0] == "grade" and len(tool_args) > 2:
+        print(f"grading {tool_args[2]}: running chapter {tool_args[1]}'s tests (can take a "
+              "minute) ...", flush=True)
     return release.main(tool_args)
 
 
@@ -261,15 +262,12 @@ def parser() -> argparse.ArgumentParser:
     notebook.add_argument("chapter", help="chapter number (e.g. 08) or page name (08_trainer)")
     notebook.add_argument("--no-browser", action="store_true",
                           help="start JupyterLab without opening a browser (it prints the URL)")
-    release = command("release", "write a chapter's student release (tools/release.py student)")
-    release.add_argument("chapter")
-    release.add_argument("--out", required=True, help="folder to write (empty or missing)")
-    release.add_argument("--force", action="store_true", help="replace a non-empty --out")
-    grade = command("grade", "grade a submission with the chapter's tests (tools/release.py grade)")
-    grade.add_argument("chapter")
-    grade.add_argument("submission", help="the student's folder")
-    grade.add_argument("--report", help="also write the full report as JSON here")
-    grade.add_argument("--timeout", help="seconds the test run may take (default 900)")
+    release = command("release", "write a chapter's student release: the arguments of "
+                                 "`python -m tools.release student` (NN --out DIR [--force])")
+    release.add_argument("tool_args", nargs=argparse.REMAINDER, metavar="NN --out DIR ...")
+    grade = command("grade", "grade a submission with the chapter's tests: the arguments of "
+                             "`python -m tools.release grade` (NN SUBMISSION [--report FILE] ...)")
+    grade.add_argument("tool_args", nargs=argparse.REMAINDER, metavar="NN SUBMISSION ...")
     return top
 
 
@@ -277,15 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         repo = find_repo(args.repo)
-        if args.command == "release":
-            tool_args = ["student", args.chapter, "--out", args.out] + ["--force"] * args.force
-            return cmd_release(repo, args, tool_args)
-        if args.command == "grade":
-            tool_args = ["grade", args.chapter, args.submission]
-            for flag in ("report", "timeout"):
-                if getattr(args, flag) is not None:
-                    tool_args += [f"--{flag}", getattr(args, flag)]
-            return cmd_release(repo, args, tool_args)
+        if args.command in ("release", "grade"):  # tools/release.py's own options, as given
+            tool = "student" if args.command == "release" else "grade"
+            return cmd_release(repo, args, [tool, *args.tool_args])
         handlers = {"list": cmd_list, "test": cmd_test, "milestone": cmd_milestone,
                     "notebook": cmd_notebook}
         return handlers[args.command](repo, args)

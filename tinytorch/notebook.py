@@ -15,23 +15,21 @@ renders ``text/markdown`` outputs as Markdown. ``repr()`` (``text/plain``) is th
 Numbers quoted in a chapter's prose are published with ``glue(name, value)``: myst-nb's glue
 when it is installed (the site build, the tests), a plain display elsewhere (e.g. Colab).
 
-First-cell convention for chapters
-----------------------------------
-Every chapter's first code cell makes the page runnable in Binder and Colab, where the
-package may be missing. It carries the tag ``remove-input`` (it still runs everywhere, the
-site just does not show it)::
+First-cell convention for pages
+-------------------------------
+Every page's first code cell is the same short cell, tagged ``remove-input`` (it runs, the
+site does not show it)::
 
     ```{code-cell} ipython3
     :tags: [remove-input]
 
-    try:
-        import tinytorch
-    except ImportError:  # Colab / Binder without the package
-        %pip install -q "tinytorch[course] @ git+https://github.com/tinytorch-course/tinytorch"
+    import tinytorch  # the launch copy (.ipynb) installs it first where it is missing
     ```
 
-Under the site build and pytest/nbmake the package is installed, so the ``%pip`` line (an
-IPython magic, valid inside the ``except`` block) never runs.
+The site build and pytest/nbmake have the package. In the page's launch copy, which Binder
+and Colab open, ``tools/book_pages.py`` replaces it with a cell generated from the repository
+address in ``_config.yml``: where ``tinytorch`` is missing it clones the repository and
+installs it with the course extras, so the page and ``load_milestone`` work.
 
 This module imports nothing beyond the standard library: IPython is not needed.
 """
