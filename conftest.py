@@ -11,6 +11,9 @@ Chapter markers. ``python -m pytest -m ch08`` runs chapter 08 alone: the test fi
 ``tools/curriculum.py`` lists for it (``CHAPTERS["08"].tests``) and every page beside its
 ``.page`` whose file name starts with its number (``book/chapters/08_*.md``). Tests that
 belong to no chapter (milestones, tooling) carry no chapter marker.
+
+Threads. Kernels and scripts started by the tests use one BLAS thread unless the caller set
+``OPENBLAS_NUM_THREADS`` (or ``OMP_``/``MKL_``) itself: see ``tools/environment.py``.
 """
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tools.curriculum import CHAPTERS, Chapter  # noqa: E402  (stdlib only: no toolchain)
+from tools.environment import single_threaded_blas  # noqa: E402
+
+single_threaded_blas()  # for the kernels and scripts the tests start (tools/environment.py)
 
 TOOLCHAIN_HINT = ("collecting a book page needs the notebook toolchain (nbmake, jupytext, "
                   "myst-nb): `.venv/bin/pip install -r requirements.txt`; "

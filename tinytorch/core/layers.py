@@ -31,6 +31,10 @@ class Linear(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        """``y = x @ weight.T + bias``: a ``weight`` Parameter of shape (out_features, in_features)
+        and, when ``bias``, a ``bias`` of shape (out_features,), both drawn uniformly from
+        (-1/sqrt(in_features), 1/sqrt(in_features)) with tinytorch's default generator, as PyTorch.
+        """
         super().__init__()
         self.in_features = check_int("Linear", "in_features", in_features, 1)
         self.out_features = check_int("Linear", "out_features", out_features, 1)
@@ -42,20 +46,28 @@ class Linear(Module):
                      if bias else None)
 
     def forward(self, x) -> Tensor:
+        """``x @ weight.T + bias`` for ``x`` of shape (..., in_features), as one graph node whose
+        backward gives the gradients of x, weight and bias. Another last dimension raises
+        ValueError naming the expected size and the shape.
+        """
         x = as_tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expected input "
                              f"with last dimension {self.in_features}, got shape {x.shape}")
         # One fused op instead of transpose, matmul and add: fewer graph nodes per step.
         w, b = self.weight, self.bias
-        out = x.data @ w.data.T
+        if x.ndim > 2:  # (B, T, in): one 2-D product, which BLAS runs faster than a batch
+            out = (x.data.reshape(-1, self.in_features) @ w.data.T).reshape(
+                *x.shape[:-1], self.out_features)
+        else:
+            out = x.data @ w.data.T
         if b is not None:
             out += b.data
 
         def backward(g):
             g2 = g.reshape(-1, self.out_features)            # leading dims as one batch dim
             x2 = x.data.reshape(-1, self.in_features)
-            grad_x = (g @ w.data) if x.requires_grad else None
+            grad_x = (g2 @ w.data).reshape(x.shape) if x.requires_grad else None
             grad_w = g2.T @ x2
             grad_b = np.add.reduce(g2, axis=0) if b is not None else None
             return grad_x, grad_w, grad_b
@@ -86,6 +98,10 @@ class Dropout(Module):
         self.p = float(p)
 
     def forward(self, x) -> Tensor:
+        """In training mode, each element of ``x`` zeroed with probability ``p`` and the others
+        scaled by 1/(1-p) (so the expectation is unchanged; p = 1 gives zeros); the gradient goes
+        through the same mask. In eval mode, or with p = 0, ``x`` itself.
+        """
         x = as_tensor(x)
         if not self.training or self.p == 0:
             return x
@@ -109,6 +125,10 @@ class Flatten(Module):
         self.end_dim = end_dim
 
     def forward(self, x) -> Tensor:
+        """``x`` with dimensions ``start_dim`` … ``end_dim`` (inclusive, negative counting from
+        the end) merged into one, as ``torch.flatten``. Dimensions outside the tensor, or a start
+        after the end, raise ValueError naming them and the shape.
+        """
         x = as_tensor(x)
         ndim = x.ndim
         start, end = self.start_dim, self.end_dim
@@ -153,6 +173,7 @@ class Sequential(Module):
         return [value for name, value in vars(self).items() if name.isdigit()]
 
     def forward(self, x):
+        """The output of the last layer: ``x`` passed through each layer in order."""
         for layer in self.layers:
             x = layer(x)
         return x
@@ -179,6 +200,10 @@ class MLP(Sequential):
     """
 
     def __init__(self, sizes, activation=ReLU, bias: bool = True):
+        """Linear layers ``sizes[0] -> sizes[1] -> … -> sizes[-1]`` with a fresh ``activation()``
+        between consecutive ones (none after the last), held as a Sequential; ``bias`` for every
+        Linear. Fewer than two sizes raise ValueError.
+        """
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP needs at least two sizes (input and output); got {sizes}")
