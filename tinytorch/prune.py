@@ -41,6 +41,9 @@ class _PruningHook:
 
 
 def _apply_mask(module: Module, name: str) -> None:
+    """Set ``module.<name>`` to ``<name>_orig * <name>_mask``: the pruned weight used by the
+    forward pass, through which only the kept entries receive gradients.
+    """
     setattr(module, name, getattr(module, name + "_orig") * getattr(module, name + "_mask"))
 
 

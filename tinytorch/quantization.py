@@ -188,6 +188,10 @@ class _QuantizedLayer(Module):
     input_bits = 8
 
     def _quantize_weight(self, layer, bits: int, per_channel: bool, scheme: str) -> None:
+        """Store ``layer``'s weight quantized to ``bits`` with ``scheme`` (one scale per output
+        channel when ``per_channel``) as the buffers ``weight_q``, ``weight_scale`` and
+        ``weight_zero_point``, its bias (if any) as a float buffer, and mark the layer uncalibrated.
+        """
         self.bits, self.scheme = _check_bits(bits), scheme
         self.per_channel_axis = 0 if per_channel else None   # one scale per output
         q, scale, zero_point = quantize(layer.weight, bits, scheme, self.per_channel_axis)
@@ -253,6 +257,10 @@ class QuantizedLinear(_QuantizedLayer):
         self._quantize_weight(linear, bits, per_channel, scheme)
 
     def forward(self, x) -> Tensor:
+        """``x @ W.T + bias`` for ``x`` of shape (..., in_features), with W the quantized weight:
+        integers accumulated in int32 then rescaled when ``compute == "integer"``, else the
+        dequantized weight in float. Another last dimension raises ValueError naming the shape.
+        """
         x = as_tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"QuantizedLinear({self.in_features}, {self.out_features}) "
@@ -267,6 +275,10 @@ class QuantizedLinear(_QuantizedLayer):
         return Tensor(out)
 
     def _integer_matmul(self, x: np.ndarray) -> np.ndarray:
+        """``x @ W.T`` computed in integers: ``x`` quantized (with the calibrated input scale and
+        zero point, or its own), ``(qx - zx) @ (qw - zw).T`` accumulated in int32, then scaled by
+        both scales back to float. Weights of more than 8 bits raise ValueError.
+        """
         if self.bits > 8:
             raise ValueError(f"QuantizedLinear: integer compute needs weights of at most 8 "
                              f"bits (int32 accumulation); these have {self.bits}")

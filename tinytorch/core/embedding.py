@@ -76,6 +76,9 @@ class Embedding(Module):
     """
 
     def __init__(self, num_embeddings: int, embedding_dim: int):
+        """A lookup table: ``weight``, a Parameter of shape (num_embeddings, embedding_dim)
+        drawn from the standard normal with tinytorch's default generator, as PyTorch.
+        """
         super().__init__()
         self.num_embeddings = check_int("Embedding", "num_embeddings", num_embeddings, 1)
         self.embedding_dim = check_int("Embedding", "embedding_dim", embedding_dim, 1)
@@ -134,6 +137,10 @@ class SinusoidalPositionalEncoding(Module):
         self.max_len, self.embedding_dim = self.pe.shape
 
     def forward(self, x) -> Tensor:
+        """``x`` (batch, length, embedding_dim) plus the first ``length`` rows of the fixed
+        sinusoidal table (in x's float dtype). A length beyond ``max_len`` or another last
+        dimension raises ValueError.
+        """
         x = x if isinstance(x, Tensor) else Tensor(x)
         length = _check_positions("SinusoidalPositionalEncoding", x, self.max_len,
                                   self.embedding_dim)
@@ -161,6 +168,10 @@ class LearnedPositionalEmbedding(Module):
             (self.max_len, self.embedding_dim)).astype(np.float32))
 
     def forward(self, x) -> Tensor:
+        """``x`` (batch, length, embedding_dim) plus the first ``length`` rows of the learned
+        ``weight`` (so they receive gradients). A length beyond ``max_len`` or another last
+        dimension raises ValueError.
+        """
         x = x if isinstance(x, Tensor) else Tensor(x)
         length = _check_positions("LearnedPositionalEmbedding", x, self.max_len,
                                   self.embedding_dim)

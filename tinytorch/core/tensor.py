@@ -22,6 +22,9 @@ __all__ = ["Tensor", "as_tensor"]
 
 
 def _to_array(data) -> np.ndarray:
+    """The numpy array behind ``data``: a Tensor's own array, an ndarray or numpy scalar as
+    it is (its dtype kept), anything else (numbers, nested lists) converted to float32.
+    """
     if isinstance(data, Tensor):
         return data.data
     if isinstance(data, np.ndarray):
@@ -262,6 +265,11 @@ class Tensor:
 
     # ----------------------------------------------------------------- matmul
     def __matmul__(self, other) -> "Tensor":
+        """``self @ other`` with numpy's matmul rules (1-D operands are vectors, leading
+        dimensions broadcast); the backward pass returns each operand's gradient in its own shape.
+        A 0-d operand, inner dimensions that differ or batch dimensions that do not broadcast raise
+        ValueError naming the shapes.
+        """
         other = self._lift(other)
         a, b = self.data, other.data
         if a.ndim == 0 or b.ndim == 0:
@@ -347,6 +355,10 @@ class Tensor:
 
     # ----------------------------------------------------------------- shape
     def reshape(self, *shape) -> "Tensor":
+        """The same elements in ``shape`` (given as separate ints or one tuple; one entry may be
+        -1), like ``torch.Tensor.reshape``. The gradient is reshaped back to this tensor's shape.
+        A shape with another number of elements raises ValueError naming both shapes.
+        """
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         original = self.shape

@@ -59,6 +59,9 @@ class DataLoader:
         self.epoch = 0
 
     def __len__(self) -> int:
+        """The number of batches in one epoch: len(dataset) / batch_size rounded up, or down
+        with ``drop_last`` (the incomplete last batch is dropped).
+        """
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
@@ -74,16 +77,26 @@ class DataLoader:
         return np.random.default_rng([self.seed, epoch]).permutation(n)
 
     def __iter__(self):
+        """The batches of the next epoch, in :meth:`sample_order` of the current epoch, which
+        this call advances (so each ``iter()`` starts a new epoch, even before the first batch).
+        """
         order = self.sample_order(self.epoch)
         self.epoch += 1  # here, not lazily in the generator: iter() alone starts an epoch
         return self._batches(order)
 
     def _batches(self, order: np.ndarray):
+        """Yield the batch of each consecutive ``batch_size`` slice of ``order`` (via
+        :meth:`_fetch`); the last one may be smaller, or is dropped with ``drop_last``.
+        """
         stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
         for start in range(0, stop, self.batch_size):
             yield self._fetch(order[start:start + self.batch_size])
 
     def _fetch(self, indices: np.ndarray):
+        """The batch of the samples at ``indices``: the dataset's ``__getitems__`` when it has one,
+        else each sample fetched and each field stacked along a new first axis; a tuple of Tensors
+        for tuple samples, one Tensor otherwise.
+        """
         fetch_batch = getattr(self.dataset, "__getitems__", None)
         if fetch_batch is not None:
             fields = fetch_batch(indices)

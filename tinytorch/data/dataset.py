@@ -57,9 +57,11 @@ class TensorDataset(Dataset):
         self.arrays = tuple(arrays)
 
     def __len__(self) -> int:
+        """The number of samples: the length of the first dimension shared by every array."""
         return len(self.arrays[0])
 
     def __getitem__(self, index) -> tuple:
+        """A tuple with ``array[index]`` of each array, in the order they were given."""
         return tuple(a[index] for a in self.arrays)
 
     def __getitems__(self, indices) -> tuple:

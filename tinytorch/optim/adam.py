@@ -40,9 +40,19 @@ class Adam(Optimizer):
         check_number(owner, "weight_decay", hyper["weight_decay"], 0.0)
 
     def _state_names(self, hyper: dict) -> tuple:
+        """The per-parameter state buffers: ``exp_avg`` (first moment) and ``exp_avg_sq``
+        (second moment), both starting at zero.
+        """
         return ("exp_avg", "exp_avg_sq")
 
     def _update(self, i, param, grad, state):
+        """Update ``param`` in place, as ``torch.optim.Adam`` (AdamW when weight decay is
+        decoupled): with step count ``t`` of this parameter, ``m = b1*m + (1-b1)*g``,
+        ``v = b2*v + (1-b2)*g**2`` and
+        ``param -= lr * (m / (1-b1**t)) / (sqrt(v / (1-b2**t)) + eps)``; weight decay adds
+        ``weight_decay * param`` to ``g``, or (decoupled) first scales ``param`` by
+        ``1 - lr * weight_decay``.
+        """
         beta1, beta2 = self.betas
         t = self.param_steps[i]
         g = grad

@@ -29,9 +29,16 @@ class SGD(Optimizer):
         check_number("SGD", "weight_decay", hyper["weight_decay"], 0.0)
 
     def _state_names(self, hyper: dict) -> tuple:
+        """The per-parameter state buffers of these hyperparameters: a ``momentum_buffer``
+        when momentum is not 0, none otherwise.
+        """
         return ("momentum_buffer",) if hyper["momentum"] != 0 else ()
 
     def _update(self, i, param, grad, state):
+        """Update ``param`` in place with its gradient, as ``torch.optim.SGD``: add
+        ``weight_decay * param`` to the gradient, then with momentum ``buf = momentum * buf + g``
+        and ``g = buf``; finally ``param -= lr * g``.
+        """
         step = self._scratch(param)
         g = grad
         if self.weight_decay != 0:
