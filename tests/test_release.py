@@ -3,6 +3,7 @@
 The end-to-end tests use chapter 08, whose tests run in about two seconds; each grading
 runs pytest twice in a subprocess (collecting against the reference, then the run).
 """
+import ast
 import contextlib
 import dataclasses
 import importlib
@@ -17,12 +18,12 @@ import textwrap
 
 import pytest
 
-from tools import curriculum, release
+from tools import curriculum, grader, release
 
 ROOT = curriculum.REPO_ROOT
 CHAPTER = curriculum.get_chapter("08")
 REPORT_KEYS = {"chapter", "name", "submission", "tests", "total", "passed", "failed", "errors",
-               "skipped", "score", "outcomes"}
+               "skipped", "score", "refused", "sandboxed", "outcomes"}
 
 
 def run_python(args, cwd, **kwargs):
@@ -365,7 +366,8 @@ def test_the_report_has_the_documented_keys_and_consistent_counts(graded_release
     assert all(set(row) == {"test", "outcome", "message"} for row in report["outcomes"])
     assert len({row["test"] for row in report["outcomes"]}) == report["total"]
     assert report["total"] == sum(report[k] for k in ("passed", "failed", "errors", "skipped"))
-    assert report["score"] == report["passed"] / report["total"]
+    assert report["score"] == report["passed"] / (report["total"] - report["skipped"])
+    assert report["refused"] == []
 
 
 def test_grading_uses_the_instructors_tests_not_the_submitted_ones(
@@ -401,3 +403,55 @@ def test_grading_refuses_to_run_when_another_tinytorch_would_be_imported(tmp_pat
     with pytest.raises(release.ReleaseError, match="would not import the package under test"):
         release._check_imports_staged_package(tmp_path / "run", elsewhere,
                                               tmp_path / "student" / "tinytorch")
+
+
+# ============================================================================ smaller points
+@pytest.mark.parametrize("chapter", curriculum.CHAPTERS.values(), ids=lambda c: c.title)
+def test_every_stub_has_a_docstring_stating_its_task(chapter):
+    """The student README says the docstring states the task: a stub without one says nothing."""
+    missing = []
+    for stub in chapter.stubs:
+        path, qualname = curriculum.split_stub(stub)
+        tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+        if not (ast.get_docstring(curriculum.find_definition(tree, qualname)) or "").strip():
+            missing.append(stub)
+    assert missing == []
+
+
+def test_a_chapter_without_tests_is_an_error_at_release_time(tmp_path, monkeypatch):
+    empty = dataclasses.replace(CHAPTER, tests=())
+    monkeypatch.setitem(curriculum.CHAPTERS, CHAPTER.number, empty)
+    with pytest.raises(release.ReleaseError, match="lists no test files, so nothing could grade"):
+        release.make_student_release("08", tmp_path / "out")
+
+
+def test_a_test_file_that_defines_no_test_is_an_error_at_release_time(tmp_path):
+    for path in {*CHAPTER.modules, CHAPTER.page, *CHAPTER.tests}:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, tmp_path / path)
+    (tmp_path / CHAPTER.tests[0]).write_text("import numpy\n")
+    with pytest.raises(release.ReleaseError, match=f"{CHAPTER.tests[0]} defines no test function"):
+        release._check_chapter(CHAPTER, tmp_path)
+
+
+def test_the_grader_environment_pins_every_package_the_tests_need():
+    assert [pin.split("==")[0] for pin in grader.pins()] == list(grader.PACKAGES)
+    assert {"pytest", "hypothesis", "numpy", "tqdm", "pytest-timeout"} <= set(grader.PACKAGES)
+
+
+def solved_chapter_02(tmp_path, relu_body):
+    out = release.make_student_release("02", tmp_path / "release")
+    source = (ROOT / "tinytorch/core/activations.py").read_text()
+    path = out / "tinytorch/core/activations.py"
+    path.write_text(release.stub_source(source, {"relu": "x"}).replace(
+        "raise NotImplementedError('x')", relu_body))
+    return out
+
+
+def test_a_skip_raised_by_the_package_counts_as_failed_not_skipped(tmp_path):
+    submission = solved_chapter_02(tmp_path, "import pytest\n    pytest.skip('not today')")
+    report = release.grade("02", submission)
+    dodged = [row for row in report["outcomes"] if row["outcome"] != "passed"]
+    assert dodged and report["skipped"] == 0
+    assert all(row["outcome"] == "failed" and "skipped by code outside the tests" in row["message"]
+               and "not today" in row["message"] for row in dodged)

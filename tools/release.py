@@ -6,13 +6,16 @@ and docstring but raise ``NotImplementedError``, every other chapter's code inta
 chapter can be done on its own), the chapter's tests and page, and a README for the student.
 
 ``grade 08 SUBMISSION`` runs the instructor's copy of the chapter's tests — never the
-submission's own, which a student may have edited — against the ``tinytorch`` package in
-SUBMISSION, and reports per-test outcomes and a score (JSON with ``--report``).
+submission's own, which a student may have edited — against a copy of the ``tinytorch``
+package in SUBMISSION, in the grader's own virtual environment (``tools/grader``) and under
+bubblewrap where it works, audits what was imported, and reports per-test outcomes and a
+score (JSON with ``--report``).
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import io
 import json
 import os
@@ -20,10 +23,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from . import curriculum
+from . import curriculum, grader
 from .curriculum import REPO_ROOT, Chapter, find_definition, split_stub
 
 __all__ = ["ReleaseError", "stub_message", "stub_source", "support_files",
@@ -152,6 +154,15 @@ def _copy_files(paths, root: Path, destination: Path) -> None:
 
 def _check_chapter(chapter: Chapter, root: Path) -> None:
     problems = curriculum.chapter_problems(chapter, root)
+    if not chapter.tests:
+        problems.append("it lists no test files, so nothing could grade it")
+    for test in chapter.tests:
+        path = root / test
+        if path.is_file() and not any(
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.name.startswith("test") for node in ast.walk(ast.parse(
+                    path.read_text(encoding="utf-8"), filename=test))):
+            problems.append(f"{test} defines no test function")
     if problems:
         raise ReleaseError(f"tools/curriculum.py no longer matches the repository for chapter "
                            f"{chapter.title}:\n  " + "\n  ".join(problems))
@@ -251,12 +262,13 @@ copy of these tests, so changing the tests here changes nothing.
 
 
 # ================================================================================ grading
-def _environment(package_parent: Path) -> dict:
-    """The environment of the pytest runs: only ``package_parent`` on PYTHONPATH, so
-    ``import tinytorch`` finds the package staged there before any installed copy."""
+def _environment(package_parent: Path, *extra_path: Path) -> dict:
+    """The environment of the pytest runs: ``package_parent`` (then ``extra_path``) alone on
+    PYTHONPATH, so ``import tinytorch`` finds the package staged there and nothing else of
+    the instructor's; no PYTEST_* or PYTHON* setting of the caller's."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
-    env["PYTHONPATH"] = str(package_parent)
+           if k in ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "TZ")}
+    env["PYTHONPATH"] = os.pathsep.join(map(str, (package_parent, *extra_path)))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
@@ -273,7 +285,8 @@ def _tail(result) -> str:
     return (result.stdout + result.stderr)[-_OUTPUT_TAIL:]
 
 
-def _check_imports_staged_package(folder: Path, env: dict, staged: Path) -> None:
+def _check_imports_staged_package(folder: Path, env: dict, staged: Path,
+                                  python: str = sys.executable) -> None:
     """Fail unless ``import tinytorch``, run in ``folder`` with ``env``, finds ``staged``.
 
     Locates the package without importing it: a submission that does not import is graded
@@ -281,7 +294,7 @@ def _check_imports_staged_package(folder: Path, env: dict, staged: Path) -> None
     """
     probe = ("import importlib.util; spec = importlib.util.find_spec('tinytorch'); "
              "print(spec.origin if spec else '')")
-    result = _run([sys.executable, "-c", probe], folder, env, 60, "locating tinytorch")
+    result = _run([str(python), "-c", probe], folder, env, 60, "locating tinytorch")
     origin = result.stdout.strip()
     if result.returncode != 0 or not origin or staged not in Path(origin).resolve().parents:
         raise ReleaseError(f"the tests would not import the package under test ({staged}); "
@@ -289,63 +302,143 @@ def _check_imports_staged_package(folder: Path, env: dict, staged: Path) -> None
                            f"{result.stderr.strip()}")
 
 
-def _pytest_command(tests: list, *extra: str) -> list:
-    return [sys.executable, "-m", "pytest", *tests, "-p", "no:cacheprovider", "--tb=short",
-            "--hypothesis-seed=0", *extra]
+class _Stage:
+    """The folders of one grading run, all in a fresh temporary folder ``scratch``:
+    ``run`` (the instructor's tests, the tests' working folder), ``student`` and ``ref``
+    (each holding a copy of one ``tinytorch``), ``plugin`` (the grader's pytest plugin),
+    ``tmp`` (scratch space when there is no sandbox) and the result files."""
+
+    def __init__(self, scratch: Path, python: Path, sandboxed: bool, venv: Path):
+        self.scratch, self.python, self.sandboxed, self.venv = scratch, python, sandboxed, venv
+        self.run, self.plugin, self.tmp = scratch / "run", scratch / "plugin", scratch / "tmp"
+        self.runs = 0
+
+    def pytest(self, package_parent: Path, tests: list, extra: list, timeout: float):
+        """Run pytest over ``tests`` with ``package_parent/tinytorch``; return ``(exit
+        status or None after a timeout, the plugin's result or None, output tail)``."""
+        self.runs += 1
+        results = self.scratch / f"result-{self.runs}.json"
+        fd = os.open(results, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        env = _environment(package_parent, self.plugin)
+        env.update(TINYTORCH_GRADER_FD=str(fd),
+                   TINYTORCH_GRADER_PACKAGE=str(package_parent / PACKAGE),
+                   HOME="/tmp" if self.sandboxed else str(self.tmp),
+                   TMPDIR="/tmp" if self.sandboxed else str(self.tmp))
+        command = [str(self.python), "-m", "pytest", *tests, "-p", "tinytorch_grader_plugin",
+                   "-p", "no:cacheprovider", "--tb=short", "--hypothesis-seed=0", *extra]
+        if self.sandboxed:
+            command = grader.sandbox_command(
+                command, venv=self.venv, readable=[self.run, self.plugin, package_parent],
+                writable=[self.run / ".hypothesis"], cwd=self.run)
+        try:
+            result = subprocess.run(command, cwd=self.run, env=env, capture_output=True,
+                                    text=True, timeout=timeout, pass_fds=(fd,))
+            status, tail = result.returncode, _tail(result)
+        except subprocess.TimeoutExpired as expired:
+            status, tail = None, str(expired.stdout or "")[-_OUTPUT_TAIL:]
+        finally:
+            os.close(fd)
+        text = results.read_text(encoding="utf-8")
+        try:
+            return status, (json.loads(text) if text else None), tail
+        except json.JSONDecodeError:
+            return status, None, tail
 
 
-def _collect_expected(tests: list, folder: Path, env: dict, timeout: float) -> list:
-    """Node ids of the tests as collected against the reference package."""
-    result = _run(_pytest_command(tests, "--collect-only", "-q"), folder, env, timeout,
-                  "collecting the tests against the reference package")
-    ids = [line.strip() for line in result.stdout.splitlines()
-           if any(line.startswith(f"{t}::") for t in tests)]
-    if result.returncode != 0 or not ids:
-        raise ReleaseError("the instructor's tests do not collect against the reference "
-                           f"package (pytest exit code {result.returncode}):\n{_tail(result)}")
-    return ids
+_EXPECTED: dict = {}  # collections against the reference, by the content of what they read
 
 
-def _node_id(case: ElementTree.Element) -> str:
-    """pytest's node id of a junit (xunit1) testcase: file::Class::name."""
-    file, classname, name = case.get("file", ""), case.get("classname", ""), case.get("name")
-    module = file[:-3].replace("/", ".") if file.endswith(".py") else ""
-    classes = classname[len(module) + 1:] if module and classname.startswith(module + ".") else ""
-    return "::".join([file, *filter(None, classes.split(".")), name])
+def _collect_expected(stage: _Stage, reference: Path, tests: list, timeout: float) -> list:
+    """Node ids of the tests as collected against the reference package (remembered for as
+    long as the tests, their support files, the package and the grader are unchanged)."""
+    digest = hashlib.sha256(str(stage.python).encode())
+    for folder in (stage.run, reference, stage.plugin):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    key = digest.hexdigest()
+    if key not in _EXPECTED:
+        status, result, tail = stage.pytest(reference, tests, ["--collect-only", "-q"], timeout)
+        ids = result["collected"] if result else []
+        if status != 0 or not ids:
+            raise ReleaseError("the instructor's tests do not collect against the reference "
+                               f"package (pytest exit code {status}):\n{tail}")
+        _EXPECTED[key] = ids
+    return list(_EXPECTED[key])
 
 
-def _junit_outcomes(report: Path) -> tuple:
-    """``({node id: (outcome, message)}, {test file: collection error message})``."""
-    outcomes, broken_files = {}, {}
-    rank = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
-    for case in ElementTree.parse(report).getroot().iter("testcase"):
-        outcome, message = "passed", ""
-        for child, kind in (("skipped", "skipped"), ("failure", "failed"), ("error", "error")):
-            element = case.find(child)
-            if element is not None:
-                outcome = kind
-                message = element.get("message") or (element.text or "").strip()
-        if not case.get("classname") and outcome == "error":  # a file that failed to import
-            file = case.get("file") or case.get("name", "").replace(".", "/") + ".py"
-            text = (case.find("error").text or "").strip()
-            last = text.splitlines()[-1] if text else message
-            broken_files[file] = last[1:].lstrip() if last.startswith("E ") else last
-            continue
-        node = _node_id(case)
-        previous = outcomes.get(node)
-        if previous is None or rank[outcome] > rank[previous[0]]:  # e.g. a teardown error
-            outcomes[node] = (outcome, message[:_MESSAGE_LIMIT])
-    return outcomes, broken_files
+def _under(path, folder: Path) -> bool:
+    return bool(path) and Path(folder).resolve() in Path(path).resolve().parents
 
 
-def grade(number, submission, *, root: Path = REPO_ROOT, timeout: float = 900) -> dict:
+def _audit(stage: _Stage, status, result, expected: list, tail: str, student: Path) -> list:
+    """Why this run's report cannot be trusted (empty when it can)."""
+    if status is None:
+        return ["the test run did not finish within its time limit"]
+    if result is None:
+        return [f"the test run ended without the grader's report (exit code {status}): "
+                f"{tail.strip().splitlines()[-1] if tail.strip() else 'no output'}"]
+    reasons = list(result["tampering"])
+    for name, file in sorted(result["modules"].items()):
+        if not _under(file, student / PACKAGE):
+            reasons.append(f"{name} was imported from {file}, not from the submission's copy")
+    collected, outcomes = result["collected"], result["outcomes"]
+    unknown = sorted(set(collected) - set(expected))
+    if unknown:
+        reasons.append(f"the run collected {len(unknown)} test(s) the instructor's tests do not "
+                       f"have, e.g. {unknown[0]}")
+    if set(outcomes) - set(collected):
+        reasons.append(f"the report names {len(set(outcomes) - set(collected))} test(s) that "
+                       f"pytest did not collect")
+    unexplained = [node for node in set(expected) - set(collected)
+                   if node.split("::")[0] not in result["broken_files"]]
+    if unexplained:
+        reasons.append(f"pytest collected {len(collected)} of the {len(expected)} tests, and no "
+                       f"import error explains the {len(unexplained)} missing")
+    failing = bool(result["broken_files"]) or any(
+        outcome in ("failed", "error") for outcome, _, _ in outcomes.values()) or bool(
+        set(collected) - set(outcomes))
+    if status not in (0, 1) or result.get("exitstatus") != status:
+        reasons.append(f"pytest did not complete (exit code {status}, its report says "
+                       f"{result.get('exitstatus')}):\n{tail}")
+    elif (status == 0) == failing:
+        reasons.append(f"pytest's exit code {status} disagrees with its report "
+                       f"({'some' if failing else 'no'} test failed)")
+    return reasons
+
+
+def _rows(stage: _Stage, result: dict, expected: list) -> list:
+    outcomes = result["outcomes"] if result else {}
+    broken = result["broken_files"] if result else {}
+    rows = []
+    for node in expected:
+        outcome, message, where = outcomes.get(node, (None, "", ""))
+        if outcome is None:
+            file = node.split("::")[0]
+            reason = broken.get(file, "it is missing from pytest's report")
+            outcome, message = "error", f"not run: {file} failed to import: {reason}"
+        elif outcome == "skipped" and not _under(stage.run / where.split(":")[0], stage.run):
+            outcome = "failed"  # a skip raised by the package under test is no excuse
+            message = f"skipped by code outside the tests ({where}): {message}"
+        rows.append({"test": node, "outcome": outcome, "message": message[:_MESSAGE_LIMIT]})
+    return rows
+
+
+def grade(number, submission, *, root: Path = REPO_ROOT, timeout: float = 900,
+          test_timeout: float = 60, venv=None, sandbox: str = "auto") -> dict:
     """Run the instructor's tests of chapter ``number`` against ``submission/tinytorch``.
+
+    The tests run with the grader environment (``tools/grader``, ``venv`` to choose its
+    folder), on a copy of the submitted package, under bubblewrap when ``sandbox`` is "on",
+    or "auto" and it works here; each test may take ``test_timeout`` seconds, the whole run
+    ``timeout``.
 
     Returns the report: ``chapter``, ``name``, ``submission``, ``tests`` (the test files),
     ``total`` (tests collected against the reference implementation), ``passed``,
-    ``failed``, ``errors``, ``skipped``, ``score`` (passed / total) and ``outcomes``, one
-    ``{"test", "outcome", "message"}`` per test. A test that did not run (its file failed to
-    import) counts as an error. Raises ReleaseError when grading itself cannot run.
+    ``failed``, ``errors``, ``skipped``, ``score`` (passed / (total - skipped), 0 when
+    refused), ``refused`` (why the run's report cannot be trusted; empty when it can),
+    ``sandboxed`` and ``outcomes``, one ``{"test", "outcome", "message"}`` per test. A test
+    that did not run (its file failed to import) counts as an error. Raises ReleaseError
+    when grading itself cannot run.
     """
     chapter = curriculum.get_chapter(number)
     root, submission = Path(root).resolve(), Path(submission).resolve()
@@ -353,40 +446,43 @@ def grade(number, submission, *, root: Path = REPO_ROOT, timeout: float = 900) -
         raise ReleaseError(f"{submission} holds no {PACKAGE}/ package to grade "
                            f"(expected {submission / PACKAGE / '__init__.py'})")
     _check_chapter(chapter, root)
+    if sandbox not in ("auto", "on", "off"):
+        raise ReleaseError(f"sandbox must be 'auto', 'on' or 'off', not {sandbox!r}")
+    sandboxed = sandbox != "off" and grader.bwrap() is not None
+    if sandbox == "on" and not sandboxed:
+        raise ReleaseError("--sandbox on: bubblewrap (bwrap) is not available or cannot run "
+                           "here (Debian: apt-get install bubblewrap)")
+    try:
+        venv = grader.ensure_venv(venv, root / "requirements.txt")
+    except grader.GraderError as error:
+        raise ReleaseError(str(error)) from None
     tests = list(chapter.tests)
 
     with tempfile.TemporaryDirectory(prefix="tinytorch-grade-") as scratch:
-        scratch = Path(scratch)
+        stage = _Stage(Path(scratch).resolve(), grader.python_of(venv), sandboxed, venv)
         # The tests run from their own folder, which holds no package: only the copy of the
         # submission's package is importable, never a conftest.py or module it might add.
-        run_folder, student, reference = scratch / "run", scratch / "student", scratch / "ref"
-        _copy_files(["pyproject.toml", *tests, *support_files(tests, root)], root, run_folder)
+        student, reference = stage.scratch / "student", stage.scratch / "ref"
+        _copy_files(["pyproject.toml", *tests, *support_files(tests, root)], root, stage.run)
+        (stage.run / ".hypothesis").mkdir()
+        stage.plugin.mkdir()
+        stage.tmp.mkdir()
+        shutil.copy(grader.PLUGIN, stage.plugin / "tinytorch_grader_plugin.py")
         shutil.copytree(submission / PACKAGE, student / PACKAGE, ignore=_JUNK)
         shutil.copytree(root / PACKAGE, reference / PACKAGE, ignore=_JUNK)
 
-        env = _environment(student)
-        _check_imports_staged_package(run_folder, env, student / PACKAGE)
-        expected = _collect_expected(tests, run_folder, _environment(reference), timeout)
-        junit = scratch / "junit.xml"
-        result = _run(_pytest_command(tests, "--junitxml", str(junit), "-o",
-                                      "junit_family=xunit1", "--continue-on-collection-errors"),
-                      run_folder, env, timeout, "running the tests")
-        if not junit.is_file() or result.returncode not in (0, 1):
-            raise ReleaseError(f"pytest did not complete (exit code {result.returncode}):\n"
-                               f"{_tail(result)}")
-        outcomes, broken_files = _junit_outcomes(junit)
+        _check_imports_staged_package(stage.run, _environment(student), student / PACKAGE,
+                                      stage.python)
+        expected = _collect_expected(stage, reference, tests, timeout)
+        status, result, tail = stage.pytest(
+            student, tests, ["--continue-on-collection-errors", "--timeout", f"{test_timeout:g}"],
+            timeout)
+        refused = _audit(stage, status, result, expected, tail, student)
+        rows = _rows(stage, result, expected)
 
-    rows = []
-    for node in expected:
-        outcome, message = outcomes.get(node, (None, ""))
-        if outcome is None:
-            file = node.split("::")[0]
-            reason = broken_files.get(file, "it is missing from pytest's report")
-            outcome, message = "error", f"not run: {file} failed to import: {reason}"[
-                :_MESSAGE_LIMIT]
-        rows.append({"test": node, "outcome": outcome, "message": message})
     counts = {kind: sum(row["outcome"] == kind for row in rows)
               for kind in ("passed", "failed", "error", "skipped")}
+    graded = len(rows) - counts["skipped"]
     return {
         "chapter": chapter.number,
         "name": chapter.name,
@@ -397,7 +493,9 @@ def grade(number, submission, *, root: Path = REPO_ROOT, timeout: float = 900) -
         "failed": counts["failed"],
         "errors": counts["error"],
         "skipped": counts["skipped"],
-        "score": counts["passed"] / len(rows),
+        "score": 0.0 if refused or not graded else counts["passed"] / graded,
+        "refused": refused,
+        "sandboxed": sandboxed,
         "outcomes": rows,
     }
 
@@ -414,7 +512,12 @@ def format_summary(report: dict, failures_shown: int = 5) -> str:
     lines += [f"{file:<{width}}  {p:>4} / {t}" for file, (p, t) in files.items()]
     lines.append(f"{'total':<{width}}  {report['passed']:>4} / {report['total']}   "
                  f"score {report['score']:.3f}   ({report['failed']} failed, "
-                 f"{report['errors']} errors, {report['skipped']} skipped)")
+                 f"{report['errors']} errors, {report['skipped']} skipped, not scored)")
+    if report["refused"]:
+        lines.append("REFUSED, score 0: the run's report cannot be trusted:")
+        lines += [f"  {reason.splitlines()[0]}" for reason in report["refused"]]
+    if not report["sandboxed"]:
+        lines.append("(not sandboxed: bubblewrap is not available here, see the README)")
     not_passed = [row for row in report["outcomes"] if row["outcome"] != "passed"]
     if not_passed:
         lines.append("first failures:")
@@ -447,6 +550,14 @@ def _parser() -> argparse.ArgumentParser:
     grader.add_argument("--report", type=Path, help="also write the full report as JSON here")
     grader.add_argument("--timeout", type=float, default=900,
                         help="seconds the test run may take (default 900)")
+    grader.add_argument("--test-timeout", type=float, default=60,
+                        help="seconds one test may take before it fails (default 60)")
+    grader.add_argument("--grader-venv", type=Path, default=None,
+                        help="the grader's virtual environment (built there when missing; "
+                             "default: a cached one per set of pins)")
+    grader.add_argument("--sandbox", choices=("auto", "on", "off"), default="auto",
+                        help="run the tests under bubblewrap: where it works (auto, the "
+                             "default), always (on: an error where it does not) or never")
 
     commands.add_parser("list", help="list the chapters and the functions each stubs")
     return parser
@@ -470,7 +581,9 @@ def main(argv=None) -> int:
             print(f"wrote the student release of chapter {chapter.title} to {out}: "
                   f"{len(chapter.stubs)} stubs, tests {', '.join(chapter.tests)}")
             return 0
-        report = grade(chapter.number, args.submission, timeout=args.timeout)
+        report = grade(chapter.number, args.submission, timeout=args.timeout,
+                       test_timeout=args.test_timeout, venv=args.grader_venv,
+                       sandbox=args.sandbox)
         if args.report is not None:
             args.report.parent.mkdir(parents=True, exist_ok=True)
             args.report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
