@@ -212,6 +212,8 @@ def cmd_notebook(repo: Path, args) -> int:
         filter(None, [config, os.environ.get("JUPYTER_CONFIG_PATH")]))}
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={repo}",
                str(page.relative_to(repo))] + (["--no-browser"] if args.no_browser else [])
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # a container's root: JupyterLab asks
+        command.append("--allow-root")
     if args.dry_run:
         print(f"JUPYTER_CONFIG_PATH={shlex.quote(env['JUPYTER_CONFIG_PATH'])}")
     return run(command, args, cwd=repo, env=env)
