@@ -27,7 +27,10 @@ def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None
 
 def setup(app):
     # Sphinx loads this before it executes any page: every kernel it starts inherits this.
-    from tools.environment import single_threaded_blas
+    try:
+        from tools.environment import single_threaded_blas
+    except ModuleNotFoundError:  # loaded by Sphinx from tools/ itself (local_extensions)
+        from environment import single_threaded_blas
     single_threaded_blas()
     app.connect("html-page-context", drop_repeated_scripts, priority=900)  # after the others
     return {"parallel_read_safe": True, "parallel_write_safe": True}
