@@ -30,5 +30,6 @@ from . import datasets, profiling
 from . import quantization        # 15 Quantization
 from . import prune, compress     # 16 Compression
 from .kv_cache import *            # 18 Memoization (KVCache, ModelKVCache)
+from . import benchmark           # 19 Benchmarking
 
 __version__ = "0.1.0"

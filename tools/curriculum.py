@@ -60,6 +60,7 @@ _EMBEDDING_PY, _OPS_PY = "tinytorch/core/embedding.py", "tinytorch/core/ops.py"
 _ATTENTION_PY, _NORMALIZATION_PY = ("tinytorch/core/attention.py",
                                     "tinytorch/core/normalization.py")
 _TRANSFORMER_PY, _GPT_PY = "tinytorch/models/transformer.py", "tinytorch/models/gpt.py"
+_KV_CACHE_PY, _BENCHMARK_PY = "tinytorch/kv_cache.py", "tinytorch/benchmark.py"
 _QUANTIZATION_PY = "tinytorch/quantization.py"
 _PRUNE_PY, _COMPRESS_PY = "tinytorch/prune.py", "tinytorch/compress.py"
 _KV_CACHE_PY, _BENCHMARK_PY = "tinytorch/kv_cache.py", "tinytorch/benchmark.py"
@@ -190,6 +191,11 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
             modules=(_KV_CACHE_PY,),
             stubs=_stubs(_KV_CACHE_PY, "KVCache.update", "KVCache._reserve", "KVCache.crop"),
             tests=("tests/models/test_kv_cache.py",)),
+    Chapter("19", "Benchmarking", "book/chapters/19_benchmarking.md",
+            modules=(_BENCHMARK_PY,),
+            stubs=_stubs(_BENCHMARK_PY, "bootstrap_ratio_ci", "Benchmark.run",
+                         "Benchmark.compare"),
+            tests=("tests/optimization/test_benchmark.py",)),
 )}
 
 
