@@ -61,10 +61,8 @@ _ATTENTION_PY, _NORMALIZATION_PY = ("tinytorch/core/attention.py",
                                     "tinytorch/core/normalization.py")
 _TRANSFORMER_PY, _GPT_PY = "tinytorch/models/transformer.py", "tinytorch/models/gpt.py"
 _KV_CACHE_PY, _BENCHMARK_PY = "tinytorch/kv_cache.py", "tinytorch/benchmark.py"
-_KV_CACHE_PY, _BENCHMARK_PY = "tinytorch/kv_cache.py", "tinytorch/benchmark.py"
 _QUANTIZATION_PY = "tinytorch/quantization.py"
 _PRUNE_PY, _COMPRESS_PY = "tinytorch/prune.py", "tinytorch/compress.py"
-_KV_CACHE_PY, _BENCHMARK_PY = "tinytorch/kv_cache.py", "tinytorch/benchmark.py"
 
 _FLOPS_PY, _TIMING_PY, _MEMORY_PY, _BREAKDOWN_PY = (
     "tinytorch/profiling/flops.py", "tinytorch/profiling/timing.py",
