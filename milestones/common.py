@@ -16,9 +16,9 @@ import importlib.util
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -155,7 +155,7 @@ def train_and_report(name: str, dataset: str, model, optimizer, loss_fn, split: 
                      train: tuple, test: tuple, *, threshold, epochs: int, batch_size: int,
                      seed: int, verbose: bool, scheduler=None,
                      prepare: Callable[[np.ndarray], np.ndarray] = _identity,
-                     at_most: bool = False) -> "MilestoneResult":
+                     at_most: bool = False) -> MilestoneResult:
     """Train with :func:`train_classifier`, timed, and package the run as a MilestoneResult."""
     (trainer, accuracy), seconds = timed(
         train_classifier, model, optimizer, loss_fn, train, test, epochs=epochs,

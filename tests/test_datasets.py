@@ -39,7 +39,8 @@ def sorted_rows(X):
 # ----------------------------------------------------------------------------- dependencies
 
 def test_importing_datasets_needs_only_numpy():
-    code = "import sys, tinytorch.datasets; print(sorted({'sklearn', 'mlxtend'} & set(sys.modules)))"
+    code = ("import sys, tinytorch.datasets; "
+            "print(sorted({'sklearn', 'mlxtend'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -358,7 +359,8 @@ def test_interrupted_download_leaves_no_partial_file(tmp_path, fake_mnist, monke
             if self.tell() > 10:
                 raise ConnectionResetError("connection dropped")
             return super().read(11)
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: DroppedConnection(b"x" * 100))
+    monkeypatch.setattr(urllib.request, "urlopen",
+                        lambda url, timeout: DroppedConnection(b"x" * 100))
     with pytest.raises(OSError, match="connection dropped"):
         ds.load_mnist(root=tmp_path / "root", download=True)
     assert os.listdir(tmp_path / "root" / "mnist") == []

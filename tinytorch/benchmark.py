@@ -66,7 +66,7 @@ class Result:
                 "min": t.min, "max": t.max, "n": len(t)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Result":
+    def from_dict(cls, d: dict) -> Result:
         return cls(d["name"], d["samples"], d.get("params", {}))
 
 
@@ -97,7 +97,7 @@ class Comparison:
                 "seed": self.seed}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Comparison":
+    def from_dict(cls, d: dict) -> Comparison:
         return cls(Result.from_dict(d["baseline"]), Result.from_dict(d["candidate"]),
                    d["ratio"], d["low"], d["high"], d["confidence"], d["n_resamples"],
                    d["seed"])
@@ -284,14 +284,14 @@ class Report:
         return path
 
     @classmethod
-    def from_json(cls, text: str) -> "Report":
+    def from_json(cls, text: str) -> Report:
         d = json.loads(text)
         return cls([Result.from_dict(r) for r in d["results"]],
                    [Comparison.from_dict(c) for c in d["comparisons"]],
                    machine=d["machine"], notes=d.get("notes"))
 
     @classmethod
-    def load(cls, path) -> "Report":
+    def load(cls, path) -> Report:
         return cls.from_json(Path(path).read_text())
 
     def table(self) -> list[dict]:

@@ -25,8 +25,15 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # milestones/, for
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinytorch as tt  # noqa: E402
-from common import (MilestoneResult, binary_targets, milestone_parser, pick_config,  # noqa: E402
-                    report, train_and_report)
+
+from common import (  # noqa: E402
+    MilestoneResult,
+    binary_targets,
+    milestone_parser,
+    pick_config,
+    report,
+    train_and_report,
+)
 
 NAME = "Milestone 01 · Perceptron (1958)"
 

@@ -34,8 +34,15 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # milestones/, for
 
 import tinytorch as tt  # noqa: E402
 from tinytorch.datasets import Split  # noqa: E402
-from common import (MilestoneResult, binary_targets, milestone_parser, pick_config,  # noqa: E402
-                    report, train_and_report)
+
+from common import (  # noqa: E402
+    MilestoneResult,
+    binary_targets,
+    milestone_parser,
+    pick_config,
+    report,
+    train_and_report,
+)
 
 NAMES = {"single": "Milestone 02 · XOR (1969): one layer",
          "mlp": "Milestone 02 · XOR (1969): two layers"}

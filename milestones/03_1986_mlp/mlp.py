@@ -30,8 +30,16 @@ if str(Path(__file__).resolve().parents[1]) not in sys.path:  # milestones/, for
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinytorch as tt  # noqa: E402
-from common import (MilestoneResult, adam_with_cosine, milestone_parser,  # noqa: E402
-                    pick_config, report, standardizer, train_and_report)
+
+from common import (  # noqa: E402
+    MilestoneResult,
+    adam_with_cosine,
+    milestone_parser,
+    pick_config,
+    report,
+    standardizer,
+    train_and_report,
+)
 
 NAME = "Milestone 03 · MLP (1986)"
 

@@ -42,8 +42,17 @@ import numpy as np  # noqa: E402
 
 import tinytorch as tt  # noqa: E402
 from tinytorch.datasets import Split  # noqa: E402
-from common import (MilestoneResult, adam_with_cosine, load_sibling,  # noqa: E402
-                    milestone_parser, pick_config, report, standardizer, train_and_report)
+
+from common import (  # noqa: E402
+    MilestoneResult,
+    adam_with_cosine,
+    load_sibling,
+    milestone_parser,
+    pick_config,
+    report,
+    standardizer,
+    train_and_report,
+)
 
 NAME = "Milestone 04 · CNN (1998)"
 MNIST_MARGIN = 0.03  # the CNN must beat the Milestone 03 MLP by this much on MNIST 5k

@@ -34,7 +34,7 @@ def cached_logits(model, ids, chunks):
     return np.concatenate(out, axis=1), cache
 
 
-# --------------------------------------------------------------------------- the model is a fair test
+# ------------------------------------------------------------------ the model is a fair test
 def test_the_test_model_has_spread_logits_and_depends_on_positions():
     model = random_gpt()
     ids = _ids((2, 20))

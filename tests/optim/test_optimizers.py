@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from tinytorch import SGD, Adam, AdamW, Linear, Optimizer, Parameter, Tensor
@@ -452,7 +453,8 @@ def test_loading_a_momentum_state_into_plain_sgd_adds_the_buffer():
     target = SGD([Parameter(p.data.copy()) for p in params], lr=0.1)
     target.load_state_dict(source.state_dict())
     assert target.momentum == 0.9 and target.state_arrays_per_param == 1
-    np.testing.assert_array_equal(target.state[1]["momentum_buffer"], source.state[1]["momentum_buffer"])
+    np.testing.assert_array_equal(target.state[1]["momentum_buffer"],
+                                  source.state[1]["momentum_buffer"])
 
 
 # --------------------------------------------------------------------------- they optimise

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 import tinytorch as tt
-from tinytorch.benchmark import (Benchmark, Comparison, Report, Result, bootstrap_ratio_ci,
-                                 machine_info, pareto_front)
+from tinytorch.benchmark import (
+    Benchmark,
+    Comparison,
+    Report,
+    Result,
+    bootstrap_ratio_ci,
+    machine_info,
+    pareto_front,
+)
 
 
 class FakeClock:

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

@@ -160,7 +160,7 @@ class Sequential(Module):
         for layer in layers:
             self.append(layer)
 
-    def append(self, layer: Module) -> "Sequential":
+    def append(self, layer: Module) -> Sequential:
         if not isinstance(layer, Module):
             raise TypeError(f"Sequential takes Modules; layer {len(self)} is "
                             f"{type(layer).__name__} ({layer!r})")

@@ -34,7 +34,7 @@ def _to_array(data) -> np.ndarray:
     return np.asarray(data, dtype=np.float32)
 
 
-def as_tensor(x) -> "Tensor":
+def as_tensor(x) -> Tensor:
     """``x`` itself if it is a Tensor, else a new Tensor of it (as ``torch.as_tensor``)."""
     return x if isinstance(x, Tensor) else Tensor(x)
 
@@ -84,7 +84,7 @@ class Tensor:
         self._retains_grad = False
 
     @classmethod
-    def _from_array(cls, data: np.ndarray) -> "Tensor":
+    def _from_array(cls, data: np.ndarray) -> Tensor:
         """A graph-free Tensor around a numpy result (the engine's fast path, no checks)."""
         t = object.__new__(cls)
         t.data = data if type(data) is np.ndarray else np.asarray(data)
@@ -137,11 +137,11 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element; got shape {self.shape}")
         return self.data.item()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """The same data, cut off from the graph."""
         return Tensor(self.data)
 
-    def retain_grad(self) -> "Tensor":
+    def retain_grad(self) -> Tensor:
         """Keep this non-leaf tensor's gradient in ``.grad`` after ``backward()``."""
         self._retains_grad = True
         return self
@@ -149,7 +149,7 @@ class Tensor:
     def zero_grad(self) -> None:
         self.grad = None
 
-    def _lift(self, other) -> "Tensor":
+    def _lift(self, other) -> Tensor:
         """Turn a Python number or array into a Tensor; numbers take this tensor's dtype."""
         if isinstance(other, Tensor):
             return other
@@ -158,11 +158,11 @@ class Tensor:
         return Tensor(other)
 
     # ----------------------------------------------------------------- elementwise
-    def _broadcast_error(self, other: "Tensor", op: str) -> ValueError:
+    def _broadcast_error(self, other: Tensor, op: str) -> ValueError:
         return ValueError(
             f"{op}: shapes {self.shape} and {other.shape} cannot be broadcast together")
 
-    def __add__(self, other) -> "Tensor":
+    def __add__(self, other) -> Tensor:
         other = self._lift(other)
         try:
             out = self.data + other.data
@@ -170,7 +170,7 @@ class Tensor:
             raise self._broadcast_error(other, "add") from None
         return make_op(out, (self, other), lambda g: (g, g), "+")
 
-    def __sub__(self, other) -> "Tensor":
+    def __sub__(self, other) -> Tensor:
         other = self._lift(other)
         try:
             out = self.data - other.data
@@ -178,7 +178,7 @@ class Tensor:
             raise self._broadcast_error(other, "sub") from None
         return make_op(out, (self, other), lambda g: (g, -g), "-")
 
-    def __mul__(self, other) -> "Tensor":
+    def __mul__(self, other) -> Tensor:
         other = self._lift(other)
         a, b = self.data, other.data
         try:
@@ -187,7 +187,7 @@ class Tensor:
             raise self._broadcast_error(other, "mul") from None
         return make_op(out, (self, other), lambda g: (g * b, g * a), "*")
 
-    def __truediv__(self, other) -> "Tensor":
+    def __truediv__(self, other) -> Tensor:
         other = self._lift(other)
         a, b = self.data, other.data
         try:
@@ -196,7 +196,7 @@ class Tensor:
             raise self._broadcast_error(other, "div") from None
         return make_op(out, (self, other), lambda g: (g / b, -g * a / (b * b)), "/")
 
-    def __pow__(self, exponent) -> "Tensor":
+    def __pow__(self, exponent) -> Tensor:
         if isinstance(exponent, Tensor):
             raise TypeError("Tensor ** Tensor is not supported; the exponent must be a number")
         x, p = self.data, exponent
@@ -206,34 +206,34 @@ class Tensor:
             return make_op(np.ones_like(x), (self,), lambda g: (np.zeros_like(g),), "**0")
         return make_op(x ** p, (self,), lambda g: (g * p * x ** (p - 1),), f"**{p}")
 
-    def __neg__(self) -> "Tensor":
+    def __neg__(self) -> Tensor:
         return make_op(-self.data, (self,), lambda g: (-g,), "neg")
 
-    def __radd__(self, other) -> "Tensor":
+    def __radd__(self, other) -> Tensor:
         return self._lift(other) + self
 
-    def __rsub__(self, other) -> "Tensor":
+    def __rsub__(self, other) -> Tensor:
         return self._lift(other) - self
 
-    def __rmul__(self, other) -> "Tensor":
+    def __rmul__(self, other) -> Tensor:
         return self._lift(other) * self
 
-    def __rtruediv__(self, other) -> "Tensor":
+    def __rtruediv__(self, other) -> Tensor:
         return self._lift(other) / self
 
-    def exp(self) -> "Tensor":
+    def exp(self) -> Tensor:
         out = np.exp(self.data)
         return make_op(out, (self,), lambda g: (g * out,), "exp")
 
-    def log(self) -> "Tensor":
+    def log(self) -> Tensor:
         x = self.data
         return make_op(np.log(x), (self,), lambda g: (g / x,), "log")
 
-    def sqrt(self) -> "Tensor":
+    def sqrt(self) -> Tensor:
         out = np.sqrt(self.data)
         return make_op(out, (self,), lambda g: (g / (2 * out),), "sqrt")
 
-    def tanh(self) -> "Tensor":
+    def tanh(self) -> Tensor:
         out = np.tanh(self.data)
         return make_op(out, (self,), lambda g: (g * (1 - out * out),), "tanh")
 
@@ -264,7 +264,7 @@ class Tensor:
         return make_op(out, (self,), lambda g: (g * keep,), "masked_fill")
 
     # ----------------------------------------------------------------- matmul
-    def __matmul__(self, other) -> "Tensor":
+    def __matmul__(self, other) -> Tensor:
         """``self @ other`` with numpy's matmul rules (1-D operands are vectors, leading
         dimensions broadcast); the backward pass returns each operand's gradient in its own shape.
         A 0-d operand, inner dimensions that differ or batch dimensions that do not broadcast raise
@@ -290,11 +290,11 @@ class Tensor:
                                  f"together") from None
         return make_op(a @ b, (self, other), lambda g: _matmul_backward(a, b, g), "@")
 
-    def __rmatmul__(self, other) -> "Tensor":
+    def __rmatmul__(self, other) -> Tensor:
         return self._lift(other) @ self
 
     # ----------------------------------------------------------------- reductions
-    def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> "Tensor":
+    def sum(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
         """Sum over ``dim`` (an int, a tuple of ints, or None for every dimension).
 
         As in PyTorch, an empty tuple ``dim=()`` also sums over every dimension (numpy's
@@ -306,7 +306,7 @@ class Tensor:
         out = x.sum(axis=dims, keepdims=keepdim)
         return make_op(out, (self,), lambda g: _sum_backward(g, x.shape, dims, keepdim), "sum")
 
-    def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> "Tensor":
+    def mean(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
         """Average over ``dim``; the mean of no elements is an error, not a silent 0/0."""
         keepdim = keepdim if keepdims is None else keepdims
         dims = _normalize_dims(_resolve_dim(dim, axis), self.ndim)
@@ -318,7 +318,7 @@ class Tensor:
         return self.sum(dims, keepdim) * (1.0 / count)
 
     def var(self, dim=None, keepdim: bool = False, *, correction: int = 1, unbiased=None,
-            axis=None, keepdims=None) -> "Tensor":
+            axis=None, keepdims=None) -> Tensor:
         """Variance over ``dim``: sum of squared deviations / (count - correction).
 
         ``correction=1`` (the default, as in PyTorch) is the unbiased estimate; LayerNorm
@@ -337,7 +337,7 @@ class Tensor:
         centred = self - self.mean(dims, keepdim=True)
         return (centred * centred).sum(dims, keepdim) * (1.0 / (count - correction))
 
-    def max(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> "Tensor":
+    def max(self, dim=None, keepdim: bool = False, *, axis=None, keepdims=None) -> Tensor:
         """Largest value along ``dim``; ties share the gradient equally."""
         keepdim = keepdim if keepdims is None else keepdims
         x = self.data
@@ -348,13 +348,13 @@ class Tensor:
         out = top if keepdim else np.squeeze(top, axis=dims)
         return make_op(out, (self,), lambda g: _max_backward(g, x, top, dims, keepdim), "max")
 
-    def argmax(self, dim=None, keepdim: bool = False, *, axis=None) -> "Tensor":
+    def argmax(self, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
         """Index of the largest value (not differentiable)."""
         dim = _resolve_dim(dim, axis)
         return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim))
 
     # ----------------------------------------------------------------- shape
-    def reshape(self, *shape) -> "Tensor":
+    def reshape(self, *shape) -> Tensor:
         """The same elements in ``shape`` (given as separate ints or one tuple; one entry may be
         -1), like ``torch.Tensor.reshape``. The gradient is reshaped back to this tensor's shape.
         A shape with another number of elements raises ValueError naming both shapes.
@@ -369,10 +369,10 @@ class Tensor:
                              f"({self.size} elements) into {shape}") from None
         return make_op(out, (self,), lambda g: (g.reshape(original),), "reshape")
 
-    def view(self, *shape) -> "Tensor":
+    def view(self, *shape) -> Tensor:
         return self.reshape(*shape)
 
-    def permute(self, *dims) -> "Tensor":
+    def permute(self, *dims) -> Tensor:
         """Reorder the dimensions: output dimension i is input dimension ``dims[i]``."""
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
@@ -384,7 +384,7 @@ class Tensor:
         return make_op(self.data.transpose(dims), (self,),
                        lambda g: (g.transpose(inverse),), "permute")
 
-    def transpose(self, dim0=None, dim1=None) -> "Tensor":
+    def transpose(self, dim0=None, dim1=None) -> Tensor:
         """Swap dimensions ``dim0`` and ``dim1`` (PyTorch); with neither, reverse them all."""
         if dim0 is None and dim1 is None:
             return self.permute(tuple(reversed(range(self.ndim))))
@@ -397,10 +397,10 @@ class Tensor:
                        lambda g: (g.transpose(perm),), "transpose")
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         return self.transpose()
 
-    def __getitem__(self, index) -> "Tensor":
+    def __getitem__(self, index) -> Tensor:
         if isinstance(index, Tensor):
             index = index.data
         elif isinstance(index, tuple):

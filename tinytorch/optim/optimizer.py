@@ -248,7 +248,7 @@ class Optimizer:
             setattr(self, name, value)
         self.step_count = int(state_dict["step"])
         self.param_steps = [int(s) for s in param_steps]
-        for i, state in enumerate(self.state):
+        for state in self.state:
             for name in list(state):
                 if name not in names:
                     del state[name]
