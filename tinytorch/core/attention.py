@@ -37,14 +37,10 @@ from .activations import softmax
 from .autograd import make_op
 from .layers import Dropout, Linear
 from .module import Module
-from .tensor import Tensor
+from .tensor import Tensor, as_tensor
 
 __all__ = ["scaled_dot_product_attention", "attention_weights", "causal_mask",
            "MultiHeadAttention"]
-
-
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 # --------------------------------------------------------------------------- masks
@@ -176,7 +172,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, *, is_causal
     (dropout_p before is_causal) differs from the course's, so neither is accepted by
     position.
     """
-    query, key, value = _as_tensor(query), _as_tensor(key), _as_tensor(value)
+    query, key, value = as_tensor(query), as_tensor(key), as_tensor(value)
     _check_qkv(query, key, value)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1); got "
@@ -221,7 +217,7 @@ def attention_weights(query, key, attn_mask=None, *, is_causal: bool = False,
     It is the textbook formula, softmax included: a query whose keys are all masked gets a
     row of NaN here, where the fused op gives zeros.
     """
-    query, key = _as_tensor(query), _as_tensor(key)
+    query, key = as_tensor(query), as_tensor(key)
     _check_qkv(query, key, key)
     if is_causal and attn_mask is not None:
         raise ValueError("attention_weights: give attn_mask or is_causal=True, not both")
@@ -292,7 +288,7 @@ class MultiHeadAttention(Module):
     def forward(self, x, attn_mask=None, is_causal: bool = False, kv_cache=None) -> Tensor:
         """Self-attention of x (B, T, C) -> (B, T, C): project to q, k, v, split the heads,
         let the cache (if any) extend k and v, attend, merge the heads, project back."""
-        x = _as_tensor(x)
+        x = as_tensor(x)
         if x.ndim != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"MultiHeadAttention(embed_dim={self.embed_dim}) expects input of "
                              f"shape (B, T, {self.embed_dim}); got {x.shape}")

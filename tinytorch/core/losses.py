@@ -24,7 +24,7 @@ import numpy as np
 from .autograd import make_op
 from .module import Module
 from .numerics import stable_log_softmax, stable_sigmoid
-from .tensor import Tensor
+from .tensor import Tensor, as_tensor
 
 __all__ = ["MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
            "mse_loss", "cross_entropy", "binary_cross_entropy",
@@ -33,10 +33,6 @@ __all__ = ["MSELoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
 _REDUCTIONS = ("mean", "sum", "none")
 _LOG_FLOOR = -100.0          # PyTorch's clamp for log(p) in BCELoss
 _BCE_GRAD_EPS = 1e-12        # PyTorch's floor for p (1 - p) in BCELoss's gradient
-
-
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def _check_reduction(reduction: str) -> None:
@@ -71,7 +67,7 @@ def _reduce(values: np.ndarray, reduction: str):
 def mse_loss(pred, target, reduction: str = "mean") -> Tensor:
     """(pred - target)^2, reduced; pred and target must have the same shape."""
     _check_reduction(reduction)
-    pred, target = _as_tensor(pred), _as_tensor(target)
+    pred, target = as_tensor(pred), as_tensor(target)
     _check_same_shape("MSELoss", pred, target)
     diff = pred.data - target.data
     out, spread = _reduce(diff * diff, reduction)
@@ -124,7 +120,7 @@ def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -
     for hard targets); with respect to probability targets: -log_softmax / N.
     """
     _check_reduction(reduction)
-    logits = _as_tensor(logits)
+    logits = as_tensor(logits)
     if logits.ndim < 2:
         raise ValueError(f"CrossEntropyLoss: logits must have shape (N, C); got {logits.shape}")
     lead, classes = logits.shape[:-1], logits.shape[-1]
@@ -209,7 +205,7 @@ def binary_cross_entropy(pred, target, reduction: str = "mean") -> Tensor:
     [0, 1] as well: outside it the loss is no longer a cross-entropy and has no minimum.
     """
     _check_reduction(reduction)
-    pred, target = _as_tensor(pred), _as_tensor(target)
+    pred, target = as_tensor(pred), as_tensor(target)
     _check_same_shape("BCELoss", pred, target)
     p, t = pred.data, target.data
     outside = (p < 0) | (p > 1) | np.isnan(p)
@@ -241,7 +237,7 @@ def binary_cross_entropy_with_logits(logits, target, reduction: str = "mean") ->
         loss = max(x, 0) - x t + log(1 + exp(-|x|)),   d loss / dx = sigmoid(x) - t
     """
     _check_reduction(reduction)
-    logits, target = _as_tensor(logits), _as_tensor(target)
+    logits, target = as_tensor(logits), as_tensor(target)
     _check_same_shape("BCEWithLogitsLoss", logits, target)
     x, t = logits.data, target.data
     e = np.exp(-np.abs(x))

@@ -26,13 +26,9 @@ import numpy as np
 
 from .autograd import make_op
 from .module import Module, Parameter
-from .tensor import Tensor
+from .tensor import Tensor, as_tensor
 
 __all__ = ["LayerNorm", "layer_norm"]
-
-
-def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def _normalized_shape(normalized_shape) -> tuple:
@@ -54,7 +50,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -
     """Normalise ``x`` over its last ``len(normalized_shape)`` dimensions (see the module
     docstring); ``weight`` and ``bias`` (Tensors of shape ``normalized_shape``, or None) scale
     and shift the result. Same semantics as ``torch.nn.functional.layer_norm``."""
-    x = _as_tensor(x)
+    x = as_tensor(x)
     shape = _normalized_shape(normalized_shape)
     k = len(shape)
     if x.shape[x.ndim - k:] != shape or x.ndim < k:
