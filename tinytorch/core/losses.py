@@ -57,10 +57,11 @@ def _reduce(values: np.ndarray, reduction: str):
     """Apply ``reduction`` to per-element losses; also return d(result)/d(values) scaled by g."""
     if reduction == "none":
         return values, lambda g: g
+    total = np.add.reduce(values, axis=None)  # values.sum() without its Python wrapper
     if reduction == "sum":
-        return np.asarray(values.sum()), lambda g: g
+        return np.asarray(total), lambda g: g
     count = max(values.size, 1)
-    return np.asarray(values.sum() / count), lambda g: g / count
+    return np.asarray(total / count), lambda g: g / count
 
 
 # --------------------------------------------------------------------------- MSE
@@ -139,11 +140,15 @@ def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -
 
     if target_data.shape == lead:
         flat = target_data.reshape(n)
-        ignored = flat == ignore_index
-        if flat.size and ignored.any():
-            kept = ~ignored
-            flat = np.where(kept, flat, 0)         # any valid class: its loss is zeroed below
-        indices = _class_indices(flat, classes)
+        if (flat.dtype.kind in "iu" and not 0 <= ignore_index < classes
+                and 0 <= np.minimum.reduce(flat) and np.maximum.reduce(flat) < classes):
+            indices = flat  # the usual case: all valid classes, so none is ignore_index
+        else:
+            ignored = flat == ignore_index
+            if ignored.any():
+                kept = ~ignored
+                flat = np.where(kept, flat, 0)     # any valid class: its loss is zeroed below
+            indices = _class_indices(flat, classes)
         rows = np.arange(n)
         per_sample = -log_probs[rows, indices]
         if kept is not None:

@@ -23,8 +23,8 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 def stable_log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """log(softmax(x)) along ``axis`` as z - log(sum(exp(z))), z = x - max(x): finite even
     where softmax underflows to 0."""
-    z = x - x.max(axis=axis, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+    z = x - np.maximum.reduce(x, axis=axis, keepdims=True)  # the ufunc skips x.max's wrapper
+    return z - np.log(np.add.reduce(np.exp(z), axis=axis, keepdims=True))
 
 
 def stable_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -430,7 +430,7 @@ class Tensor:
             if self.data.size != 1:
                 raise RuntimeError(f"backward() without an argument needs a scalar output; "
                                    f"got shape {self.shape}; pass the output gradient")
-            grad = np.ones_like(self.data)
+            grad = np.ones(self.data.shape, self.data.dtype)  # ones_like: a slower wrapper
         grad = _to_array(grad)
         if grad.shape != self.shape:
             raise ValueError(f"backward(): gradient shape {grad.shape} does not match "

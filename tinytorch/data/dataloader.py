@@ -106,9 +106,10 @@ class DataLoader:
                 fields = tuple(np.stack([_as_array(v) for v in field]) for field in zip(*samples))
             else:
                 fields = np.stack([_as_array(s) for s in samples])
+        # _as_array already gives the ndarray Tensor() would hold: wrap it without re-checking.
         if isinstance(fields, (tuple, list)):
-            return tuple(Tensor(_as_array(f)) for f in fields)
-        return Tensor(_as_array(fields))
+            return tuple([Tensor._from_array(_as_array(f)) for f in fields])
+        return Tensor._from_array(_as_array(fields))
 
     def __repr__(self) -> str:
         return (f"DataLoader(batch_size={self.batch_size}, shuffle={self.shuffle}, "

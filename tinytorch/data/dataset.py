@@ -62,7 +62,7 @@ class TensorDataset(Dataset):
 
     def __getitem__(self, index) -> tuple:
         """A tuple with ``array[index]`` of each array, in the order they were given."""
-        return tuple(a[index] for a in self.arrays)
+        return tuple([a[index] for a in self.arrays])
 
     def __getitems__(self, indices) -> tuple:
         """A whole batch at once: one fancy-index per array, no loop over samples."""
