@@ -307,6 +307,46 @@ def test_the_chapter_tests_of_a_release_fail_before_the_student_writes_anything(
     assert "NotImplementedError: Chapter 08: implement" in result.stdout
 
 
+# ====================================================================== in-order progression
+def _run_chapter_tests_with_stubs(chapter, stubbed, folder):
+    """Chapter ``chapter``'s tests, run in ``folder`` against the package with the stubs of
+    the chapters ``stubbed``."""
+    release.stub_package(folder, stubbed)
+    tests = list(chapter.tests)
+    for path in [*tests, *release.support_files(tests), "pyproject.toml"]:
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / path, folder / path)
+    return run_python(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *tests],
+                      cwd=folder)
+
+
+@pytest.mark.parametrize("chapter", curriculum.CHAPTERS.values(), ids=lambda c: c.title)
+def test_a_chapter_passes_its_tests_while_every_later_chapter_is_still_a_stub(chapter, tmp_path):
+    """A learner working in order has chapters 01..N written and N+1.. still stubs: chapter
+    N's tests must pass then, so none of them may lean on a later chapter's code."""
+    later = [c for n, c in curriculum.CHAPTERS.items() if n > chapter.number]
+    result = _run_chapter_tests_with_stubs(chapter, later, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "NotImplementedError" not in result.stdout
+
+
+def test_the_in_order_check_runs_the_stubbed_copy_not_the_installed_package(tmp_path):
+    first = curriculum.get_chapter("01")
+    result = _run_chapter_tests_with_stubs(first, list(curriculum.CHAPTERS.values()), tmp_path)
+    assert result.returncode == 1
+    assert "NotImplementedError: Chapter 01: implement" in result.stdout
+
+
+def test_an_in_order_release_stubs_the_chapter_and_every_later_one(tmp_path):
+    out = release.make_student_release("06", tmp_path / "06", in_order=True)
+    later_stub = curriculum.get_chapter("07").stubs[0]
+    path, qualname = curriculum.split_stub(later_stub)
+    assert f"Chapter 07: implement {qualname}" in (out / path).read_text(encoding="utf-8")
+    earlier_stub = curriculum.get_chapter("05").stubs[0]
+    path, qualname = curriculum.split_stub(earlier_stub)
+    assert "Chapter 05: implement" not in (out / path).read_text(encoding="utf-8")
+
+
 def test_a_release_refuses_to_overwrite_a_non_empty_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(release.ReleaseError, match=r"is not empty; .* pass --force"):

@@ -25,7 +25,7 @@ from .core.embedding import *       # 11 Embeddings
 from .core.attention import *       # 12 Attention
 from .core.normalization import *   # 13 Transformers (LayerNorm)
 from .models import *               # 13 Transformers (TransformerBlock, GPT)
-from .gradcheck import gradcheck, numerical_gradient
+from .gradcheck import gradcheck, numerical_gradient, rule_gradients
 from . import datasets, profiling
 from . import quantization        # 15 Quantization
 from . import prune, compress     # 16 Compression

@@ -101,8 +101,7 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
             tests=("tests/data/test_dataloader.py",)),
     Chapter("06", "Autograd", "book/chapters/06_autograd.md",
             modules=(_AUTOGRAD_PY, _TENSOR_PY),
-            stubs=_stubs(_AUTOGRAD_PY, "make_op", "_unbroadcast", "backward",
-                         "topological_order")
+            stubs=_stubs(_AUTOGRAD_PY, "_unbroadcast", "backward", "topological_order")
             + _stubs(_TENSOR_PY, "_sum_backward", "_max_backward", "_matmul_backward",
                      "_getitem_backward"),
             tests=("tests/core/test_autograd.py",)),

@@ -28,7 +28,7 @@ from pathlib import Path
 from . import curriculum, grader
 from .curriculum import REPO_ROOT, Chapter, find_definition, split_stub
 
-__all__ = ["ReleaseError", "stub_message", "stub_source", "support_files",
+__all__ = ["ReleaseError", "stub_message", "stub_source", "support_files", "stub_package",
            "make_student_release", "grade", "format_summary", "main"]
 
 PACKAGE = "tinytorch"
@@ -187,24 +187,38 @@ def _prepare_output(out: Path, root: Path, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def make_student_release(number, out, *, force: bool = False, root: Path = REPO_ROOT) -> Path:
+def stub_package(out, chapters, root: Path = REPO_ROOT) -> Path:
+    """Copy the package from ``root`` into ``out`` with the stubs of every chapter in
+    ``chapters`` (Chapter objects); return ``out / "tinytorch"``."""
+    out = Path(out)
+    shutil.copytree(Path(root) / PACKAGE, out / PACKAGE, ignore=_JUNK, dirs_exist_ok=True)
+    by_file: dict = {}
+    for chapter in chapters:
+        for stub in chapter.stubs:
+            path, qualname = split_stub(stub)
+            by_file.setdefault(path, {})[qualname] = stub_message(chapter, qualname)
+    for path, stubs in by_file.items():
+        source = (Path(root) / path).read_text(encoding="utf-8")
+        (out / path).write_text(stub_source(source, stubs, path), encoding="utf-8")
+    return out / PACKAGE
+
+
+def make_student_release(number, out, *, force: bool = False, root: Path = REPO_ROOT,
+                         in_order: bool = False) -> Path:
     """Write the student release of chapter ``number`` into the folder ``out``; return it.
 
-    ``out`` must be empty or missing; ``force=True`` deletes what is in it first.
+    ``out`` must be empty or missing; ``force=True`` deletes what is in it first. With
+    ``in_order=True`` every later chapter is stubbed too, as in a course worked through in
+    order: chapter ``number``'s tests pass once its own functions are written, whatever
+    the later chapters hold (``tests/test_release.py`` checks this for every chapter).
     """
     chapter = curriculum.get_chapter(number)
     root, out = Path(root).resolve(), Path(out).resolve()
     _check_chapter(chapter, root)
     _prepare_output(out, root, force)
 
-    shutil.copytree(root / PACKAGE, out / PACKAGE, ignore=_JUNK, dirs_exist_ok=True)
-    by_file: dict = {}
-    for stub in chapter.stubs:
-        path, qualname = split_stub(stub)
-        by_file.setdefault(path, {})[qualname] = stub_message(chapter, qualname)
-    for path, stubs in by_file.items():
-        source = (root / path).read_text(encoding="utf-8")
-        (out / path).write_text(stub_source(source, stubs, path), encoding="utf-8")
+    later = [c for n, c in curriculum.CHAPTERS.items() if n > chapter.number] if in_order else []
+    stub_package(out, [chapter, *later], root)
 
     tests = list(chapter.tests)
     page_twin = str(Path(chapter.page).with_suffix(".ipynb"))
@@ -542,6 +556,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="folder to write the release into (must be empty or missing)")
     student.add_argument("--force", action="store_true",
                          help="replace the contents of a non-empty --out folder")
+    student.add_argument("--in-order", action="store_true",
+                         help="stub every later chapter too (a course done in order)")
 
     grader = commands.add_parser("grade", help="grade a submission with the chapter's tests")
     grader.add_argument("chapter", help="chapter number, e.g. 08")
@@ -577,7 +593,8 @@ def main(argv=None) -> int:
             return 0
         chapter = curriculum.get_chapter(args.chapter)
         if args.command == "student":
-            out = make_student_release(chapter.number, args.out, force=args.force)
+            out = make_student_release(chapter.number, args.out, force=args.force,
+                                       in_order=args.in_order)
             print(f"wrote the student release of chapter {chapter.title} to {out}: "
                   f"{len(chapter.stubs)} stubs, tests {', '.join(chapter.tests)}")
             return 0

@@ -288,3 +288,50 @@ def test_a_leaf_never_holds_the_callers_output_gradient():
     (x + 0.0).backward(upstream)
     x.grad[...] = 0
     np.testing.assert_array_equal(upstream, np.full(3, 2.0))
+
+
+# ---------------------------------------------------------- earlier chapters' ops, end to end
+def test_the_gradient_of_a_sum_over_an_empty_dim_tuple_is_all_ones():
+    t = tt.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    t.sum(dim=()).backward()
+    np.testing.assert_array_equal(t.grad, np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("dim", [None, 0, 1, (0, 1)])
+def test_every_summed_element_receives_exactly_the_output_gradient(dim):
+    t = tt.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    t.sum(dim=dim).backward(np.full(np.sum(t.data, axis=dim).shape, 3.0))
+    np.testing.assert_array_equal(t.grad, np.full((2, 3), 3.0))
+
+
+def test_mlp_backward_fills_every_parameter_gradient():
+    model = tt.MLP([4, 8, 3])
+    model(tt.Tensor(_values((5, 4)))).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape, name
+
+
+# ---------------------------------------------------------- checking one rule without the engine
+def test_rule_only_gradcheck_catches_a_wrong_backward_rule():
+    def doubled_square(x):
+        return tt.make_op(x.data ** 2, (x,), lambda g: (4 * x.data * g,), "square")
+    with pytest.raises(AssertionError, match="gradient of input 0"):
+        tt.gradcheck(doubled_square, _values((3,)), rule_only=True)
+
+
+def test_rule_only_gradcheck_refuses_a_function_of_several_operations():
+    with pytest.raises(ValueError, match="must be one operation on its inputs"):
+        tt.gradcheck(lambda x: (x * 2).sum(), _values((3,)), rule_only=True)
+
+
+def test_rule_gradients_sum_a_broadcast_gradient_back_to_the_input_shape():
+    a = tt.Tensor(_values((2, 3)), requires_grad=True)
+    b = tt.Tensor(_values((3,)), requires_grad=True)
+    grad_a, grad_b = tt.rule_gradients(a + b, np.ones((2, 3)))
+    np.testing.assert_array_equal(grad_a, np.ones((2, 3)))
+    np.testing.assert_array_equal(grad_b, np.full(3, 2.0))
+
+
+def test_rule_gradients_of_a_tensor_no_operation_produced_is_an_error():
+    with pytest.raises(ValueError, match=r"not produced by a recorded operation"):
+        tt.rule_gradients(tt.Tensor(np.ones(2)), np.ones(2))
