@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -96,11 +97,15 @@ def stub_source(source: str, stubs: dict, filename: str = "<source>") -> str:
 
 
 # ================================================================================ files
+_FIXTURE_NAME = re.compile(r"""["']([\w.-]+\.(?:npz|json))["']""")
+
+
 def support_files(tests, root: Path = REPO_ROOT) -> list:
     """The files besides ``tests`` (paths relative to ``root``) that they need to run:
-    ``conftest.py`` and ``__init__.py`` of their folders inside ``tests/``, and the local
-    modules they (and those files) import. The repository's root conftest.py, which only
-    turns book pages into tests, is never needed."""
+    ``conftest.py`` and ``__init__.py`` of their folders inside ``tests/``, the local
+    modules they (and those files) import, and the files of ``tests/fixtures/`` they name.
+    The repository's root conftest.py, which only turns book pages into tests, is never
+    needed."""
     root = Path(root)
     tests_folder = root / "tests"
     found, queue = set(), [root / t for t in tests]
@@ -119,6 +124,10 @@ def support_files(tests, root: Path = REPO_ROOT) -> list:
                 if tests_folder in candidate.parents and candidate not in found:
                     found.add(candidate)
                     queue.append(candidate)
+    for path in [root / t for t in tests] + sorted(found):  # stored oracle numbers they read
+        for name in _FIXTURE_NAME.findall(path.read_text(encoding="utf-8")):
+            if (tests_folder / "fixtures" / name).is_file():
+                found.add(tests_folder / "fixtures" / name)
     wanted = {str(Path(t)) for t in tests}
     return sorted(str(p.relative_to(root)) for p in found if str(p.relative_to(root)) not in wanted)
 

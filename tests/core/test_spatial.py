@@ -1,6 +1,7 @@
 """Chapter 09 — Convolutions: Conv2d, MaxPool2d and AvgPool2d against naive loops, finite
 differences and hand-computed values; im2col's layout; output shapes; error messages."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,33 +26,27 @@ def _values(shape, seed=0):
     return np.random.default_rng(seed).uniform(-1.0, 1.0, size=shape)
 
 
-def naive_conv2d(x, weight, bias, stride, padding):
-    """The definition, one output element at a time (the reference, so loops are fine)."""
-    (sh, sw), (ph, pw) = stride, padding
-    n, c, h, w = x.shape
-    f, _, kh, kw = weight.shape
-    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw))
-    padded[:, :, ph:ph + h, pw:pw + w] = x
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    out = np.zeros((n, f, oh, ow))
-    for b in range(n):
-        for k in range(f):
-            for r in range(oh):
-                for s in range(ow):
-                    window = padded[b, :, r * sh:r * sh + kh, s * sw:s * sw + kw]
-                    out[b, k, r, s] = np.sum(window * weight[k]) + bias[k]
-    return out
+ORACLE = Path(__file__).resolve().parent.parent / "fixtures" / "conv2d_naive.npz"
+
+
+def stored_naive_conv2d():
+    """The definition's outputs, one output element at a time, computed by
+    tools/make_oracle_fixtures.py: ``(geometries, outputs, layer_out)``."""
+    with np.load(ORACLE, allow_pickle=False) as archive:
+        rows = archive["geometries"]
+        return rows, [archive[f"out{i}"] for i in range(len(rows))], archive["layer_out"]
 
 
 # ------------------------------------------------------------------ conv2d values and gradients
-@settings(**SETTINGS)
-@given(geometries)
-def test_conv2d_forward_matches_naive_loop(g):
-    x, weight = _values((2, 2, g["h"], g["w"]), 1), _values((3, 2) + g["kernel"], 2)
-    bias = _values(3, 3)
-    out = tt.conv2d(tt.Tensor(x), tt.Tensor(weight), tt.Tensor(bias), g["stride"], g["padding"])
-    expected = naive_conv2d(x, weight, bias, g["stride"], g["padding"])
-    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12)
+def test_conv2d_forward_matches_naive_loop():
+    # every kernel 1..3 x 1..3, stride 1..2 x 1..2 and padding 0..1 x 0..1 (144 geometries)
+    rows, outputs, _ = stored_naive_conv2d()
+    for (kh, kw, sh, sw, ph, pw, h, w), expected in zip(rows.tolist(), outputs):
+        x, weight, bias = _values((2, 2, h, w), 1), _values((3, 2, kh, kw), 2), _values(3, 3)
+        out = tt.conv2d(tt.Tensor(x), tt.Tensor(weight), tt.Tensor(bias), (sh, sw), (ph, pw))
+        np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12,
+                                   err_msg=f"kernel {(kh, kw)} stride {(sh, sw)} "
+                                           f"padding {(ph, pw)} input {(h, w)}")
 
 
 @settings(**SETTINGS)
@@ -93,7 +88,9 @@ def test_conv2d_input_gradient_is_col2im_of_weight_matrix_transpose_times_output
 def test_conv2d_layer_forward_matches_naive_loop_with_its_own_parameters():
     conv = tt.Conv2d(3, 4, kernel_size=(3, 2), stride=2, padding=1)
     x = _values((2, 3, 7, 6)).astype(np.float32)
-    expected = naive_conv2d(x, conv.weight.data, conv.bias.data, (2, 2), (1, 1))
+    conv.weight.data[...] = _values((4, 3, 3, 2), 4)   # the layer must use these, in place
+    conv.bias.data[...] = _values(4, 5)
+    expected = stored_naive_conv2d()[2]
     np.testing.assert_allclose(conv(tt.Tensor(x)).data, expected, rtol=1e-5, atol=1e-5)
 
 

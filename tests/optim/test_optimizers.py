@@ -1,6 +1,7 @@
 """Chapter 07: SGD, Adam, AdamW and the Optimizer base class."""
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from tinytorch import SGD, Adam, AdamW, Linear, Optimizer, Parameter, Tensor
 # Fixed gradients for three steps of a parameter starting at [1, -2].
 START = [1.0, -2.0]
 GRADS = [np.array([0.5, -1.0]), np.array([0.2, 0.3]), np.array([-0.4, 0.1])]
+ORACLE = Path(__file__).resolve().parent.parent / "fixtures" / "adam_trajectories.npz"
 
 
 def run(optimizer_class, grads=GRADS, start=START, **hyper):
@@ -27,22 +29,11 @@ def run(optimizer_class, grads=GRADS, start=START, **hyper):
     return trajectory
 
 
-def adam_by_hand(grads, start, lr, beta1, beta2, eps, l2=0.0, decoupled=0.0):
-    """Adam/AdamW written out from the paper, with fresh temporaries and float64 scalars."""
-    p = np.array(start, dtype=np.float64)
-    m = np.zeros_like(p)
-    v = np.zeros_like(p)
-    trajectory = []
-    for t, grad in enumerate(grads, start=1):
-        p = p - lr * decoupled * p
-        g = grad + l2 * p
-        m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g ** 2
-        m_hat = m / (1 - beta1 ** t)
-        v_hat = v / (1 - beta2 ** t)
-        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
-        trajectory.append(p)
-    return trajectory
+def stored_trajectory(name):
+    """Adam/AdamW's three steps for case ``name``, written out from the paper in
+    tools/make_oracle_fixtures.py (float64, fresh temporaries) and stored in a fixture."""
+    with np.load(ORACLE, allow_pickle=False) as archive:
+        return archive[name]
 
 
 # --------------------------------------------------------------------------- SGD
@@ -82,31 +73,29 @@ def test_adam_first_step_moves_each_coordinate_by_lr_against_the_gradient_sign()
 
 
 def test_adam_first_three_steps_follow_the_bias_corrected_recurrence():
-    expected = adam_by_hand(GRADS, START, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8)
+    expected = stored_trajectory("adam")
     np.testing.assert_allclose(run(Adam, lr=0.01), expected, rtol=1e-12)
 
 
 def test_adam_with_other_betas_and_eps():
-    expected = adam_by_hand(GRADS, START, lr=0.05, beta1=0.5, beta2=0.8, eps=0.1)
+    expected = stored_trajectory("adam_betas_eps")
     np.testing.assert_allclose(run(Adam, lr=0.05, betas=(0.5, 0.8), eps=0.1), expected,
                                rtol=1e-12)
 
 
 def test_adam_weight_decay_is_an_l2_term_in_the_gradient():
-    expected = adam_by_hand(GRADS, START, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, l2=0.1)
+    expected = stored_trajectory("adam_weight_decay")
     np.testing.assert_allclose(run(Adam, lr=0.01, weight_decay=0.1), expected, rtol=1e-12)
 
 
 def test_adamw_decays_weights_before_the_adam_update():
-    expected = adam_by_hand(GRADS, START, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8,
-                            decoupled=0.1)
+    expected = stored_trajectory("adamw")
     np.testing.assert_allclose(run(AdamW, lr=0.01, weight_decay=0.1), expected, rtol=1e-12)
 
 
 def test_adamw_default_weight_decay_is_0_01():
     assert AdamW([Parameter(np.zeros(2))]).weight_decay == 0.01
-    expected = adam_by_hand(GRADS, START, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8,
-                            decoupled=0.01)
+    expected = stored_trajectory("adamw_defaults")
     np.testing.assert_allclose(run(AdamW), expected, rtol=1e-12)
 
 
