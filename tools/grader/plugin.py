@@ -1,4 +1,5 @@
-"""The pytest plugin of a grading run (``-p tinytorch_grader_plugin``); standard library only.
+"""The pytest plugin of a grading run (``-p tinytorch_grader_plugin``): pytest and the
+standard library only.
 
 The grader copies this file next to the run, outside the submission's copy, and reads what
 it writes to the file descriptor named by ``TINYTORCH_GRADER_FD``: one JSON object with
@@ -7,20 +8,82 @@ skip was raised]), ``broken_files`` (test file -> import error), ``modules`` (ev
 ``tinytorch`` module in ``sys.modules`` -> its file) and ``tampering`` (pytest internals
 or hooks that changed after this plugin started, or hooks defined in the package).
 
+It also replaces pytest-timeout's signal timer (``--timeout``): pytest-timeout fails a test
+with ``pytest.fail``, which hypothesis takes for a failing example, so it runs the next
+example (to shrink) with no timer left and a hanging property test hangs the whole run.
+This plugin's timer raises :class:`TestTimeout` instead, which hypothesis does not catch,
+and raises it again every second while the test is still running.
+
 It runs in the process of the code it checks, so it catches accidents and obvious cheats,
 not a submission written to defeat it (README, "threat model").
 """
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 import types
+
+import pytest
 
 _WATCHED = ("_pytest.reports", "_pytest.runner", "_pytest.main", "_pytest.terminal",
             "_pytest.skipping", "_pytest.python", "_pytest.nodes", "pluggy._hooks",
             "pluggy._callers", "pluggy._manager", __name__)
 _DESCRIPTORS = (property, staticmethod, classmethod)
-_state = {"collected": [], "outcomes": {}, "broken_files": {}, "snapshot": {}}
+_state = {"collected": [], "outcomes": {}, "broken_files": {}, "snapshot": {}, "running": 0}
+_AGAIN = 1.0  # seconds between repeated TestTimeouts for a test that swallowed one
+
+
+class TestTimeout(BaseException):
+    """A test ran longer than ``--timeout``. Neither an ``Exception`` nor pytest's
+    ``Failed``, so hypothesis lets it through at once instead of trying more examples;
+    pytest reports the test as failed with this message."""
+
+    __test__ = False
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_set_timer(item, settings):
+    if settings.method != "signal" or threading.current_thread() is not threading.main_thread():
+        return None  # pytest-timeout's own (thread) timer
+
+    def expire(signum, frame):
+        if _state["running"]:  # only inside a test's setup, call or teardown
+            raise TestTimeout(f"Timeout: the test ran longer than {settings.timeout:g} s "
+                              f"(the grader's per-test limit)")
+
+    def cancel():
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+    item.cancel_timeout = cancel
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, settings.timeout, _AGAIN)
+    return True
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
+    return (yield from _running())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item):
+    return (yield from _running())
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    return (yield from _running())
+
+
+def _running():
+    _state["running"] += 1
+    try:
+        return (yield)
+    finally:
+        _state["running"] -= 1
 
 
 def _fingerprint(value):
