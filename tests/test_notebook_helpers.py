@@ -165,3 +165,78 @@ def test_config_table_keeps_integers_and_shows_missing_settings_as_a_dash():
     assert table.loc["epochs", "a"] == 30 and type(table.loc["epochs", "a"]) is int
     assert table.loc["lr", "b"] == "–" and table.loc["threshold", "b"] == "–"
     assert "30.0" not in table.to_html() and "NaN" not in table.to_html()
+
+
+# ------------------------------------------------------------------ the student edition
+def _stub_parts(stub):
+    """``(signature line, docstring's first line, body lines)`` of a curriculum stub."""
+    import ast
+    import inspect
+
+    from tools import curriculum
+    from tools.release import find_definition
+
+    file, _, qualname = stub.partition(":")
+    source = (curriculum.REPO_ROOT / file).read_text(encoding="utf-8")
+    node = find_definition(ast.parse(source), qualname)
+    lines = source.splitlines()
+    docstring = inspect.cleandoc(ast.get_docstring(node, clean=False)).splitlines()[0]
+    after = node.body[1:] if ast.get_docstring(node) else node.body
+    body = [line.strip() for line in lines[after[0].lineno - 1:node.end_lineno]] if after else []
+    return lines[node.lineno - 1].strip(), docstring, [b for b in body if b]
+
+
+def test_the_student_edition_shows_a_stub_as_signature_docstring_and_placeholder(monkeypatch):
+    import tinytorch as tt
+
+    _, _, body = _stub_parts("tinytorch/core/activations.py:relu")
+    assert all(line in str(show_source(tt.relu)) for line in body)  # the full edition
+    monkeypatch.setenv("TINYTORCH_EDITION", "student")
+    shown = str(show_source(tt.relu))
+    assert shown.startswith("def relu(x) -> Tensor:\n    \"\"\"max(x, 0)")
+    assert shown.endswith("\n    ...  # your code: chapter 02")
+    assert not any(line in shown for line in body)
+
+
+def test_an_unknown_edition_is_an_error_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("TINYTORCH_EDITION", "teacher")
+    with pytest.raises(ValueError, match="TINYTORCH_EDITION must be 'full' or 'student'"):
+        show_source(sample_function)
+
+
+def test_no_page_displays_package_code_except_through_show_source():
+    # show_source is where the student edition hides the answers; another way in would leak
+    from tools import curriculum
+
+    pages = sorted((curriculum.REPO_ROOT / "book").rglob("*.md"))
+    assert [p.name for p in pages if "getsource" in p.read_text(encoding="utf-8")] == []
+
+
+def test_a_page_built_in_the_student_edition_shows_no_stubbed_body(monkeypatch):
+    """Chapter 02's page, executed and rendered to HTML as the site does, under
+    TINYTORCH_EDITION=student: each stub's signature and docstring appear, no body line."""
+    import html
+    import re
+
+    import jupytext
+    import nbclient
+    from nbconvert import HTMLExporter
+
+    from tools import curriculum
+
+    chapter = curriculum.get_chapter("02")
+    page = curriculum.REPO_ROOT / chapter.page
+    monkeypatch.setenv("TINYTORCH_EDITION", "student")
+    notebook = jupytext.read(page)
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(page.parent)}}).execute()
+    body, _ = HTMLExporter().from_notebook_node(notebook)
+    text = html.unescape(re.sub(r"<[^>]+>", "", body))
+    shown = [stub for stub in chapter.stubs if f"def {stub.rpartition(':')[2]}(" in text]
+    assert len(shown) >= 5, shown  # the page shows (almost) every function it asks for
+    for stub in shown:
+        signature, docstring, lines = _stub_parts(stub)
+        assert signature in text and docstring in text, stub
+        assert f"...  # your code: chapter {chapter.number}" in text
+        leaked = [line for line in lines if line in text and len(line) > 12]
+        assert leaked == [], f"{stub}: {leaked}"

@@ -31,15 +31,34 @@ and Colab open, ``tools/book_pages.py`` replaces it with a cell generated from t
 address in ``_config.yml``: where ``tinytorch`` is missing it clones the repository and
 installs it with the course extras, so the page and ``load_milestone`` work.
 
+Two editions
+------------
+The default edition is the full textbook. With ``TINYTORCH_EDITION=student`` in the
+environment (of the site build, a notebook, pytest), ``show_source`` shows every function
+that the curriculum asks a learner to write (``tools/curriculum.py``, ``CHAPTERS[..].stubs``)
+as its decorators, ``def`` line and docstring only, the body replaced by
+``...  # your code: chapter NN``. Pages display package code only through ``show_source``
+(``tests/test_notebook_helpers.py`` checks it), so no cell of the student edition shows a
+stubbed body. Outside the repository (no ``tools/curriculum.py`` next to the package) there
+is nothing to hide and the full edition is shown.
+
 This module imports nothing beyond the standard library: IPython is not needed.
 """
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.util
 import inspect
+import os
+import sys
 import textwrap
+from pathlib import Path
 
-__all__ = ["SourceCode", "show_source", "glue", "load_milestone", "config_table"]
+__all__ = ["SourceCode", "show_source", "glue", "load_milestone", "config_table", "edition"]
+
+_ROOT = Path(__file__).resolve().parent.parent
+EDITION_VARIABLE = "TINYTORCH_EDITION"
 
 
 class SourceCode:
@@ -75,7 +94,7 @@ def show_source(obj, *, lines=None, methods=None) -> SourceCode:
     if lines is not None and methods is not None:
         raise TypeError("show_source() takes either lines= or methods=, not both")
     source = textwrap.dedent(inspect.getsource(obj)).rstrip("\n")
-    src_lines = source.splitlines()
+    src_lines = _redacted(obj, source) if edition() == "student" else source.splitlines()
 
     if lines is not None:
         first, last = lines
@@ -84,7 +103,7 @@ def show_source(obj, *, lines=None, methods=None) -> SourceCode:
                 f"lines={lines!r} is outside 1..{len(src_lines)}, "
                 f"the lines of {getattr(obj, '__qualname__', obj)!r}"
             )
-        return SourceCode(textwrap.dedent("\n".join(src_lines[first - 1:last])))
+        return SourceCode(textwrap.dedent(_join(src_lines[first - 1:last])))
 
     if methods is not None:
         if isinstance(methods, str):
@@ -92,7 +111,7 @@ def show_source(obj, *, lines=None, methods=None) -> SourceCode:
         if not inspect.isclass(obj):
             raise TypeError(f"methods= needs a class, got {obj!r}")
         cls_node = ast.parse(source).body[0]
-        header = src_lines[:cls_node.body[0].lineno - 1]
+        header = [line for line in src_lines[:cls_node.body[0].lineno - 1] if line is not None]
         # The class line(s) without a docstring that might sit on the same line.
         header = header or [src_lines[0]]
         defined = {}
@@ -108,10 +127,86 @@ def show_source(obj, *, lines=None, methods=None) -> SourceCode:
                 )
             for node in defined[name]:  # a property's getter and setter share a name
                 start = min([d.lineno for d in node.decorator_list] + [node.lineno])
-                parts.append("\n".join(src_lines[start - 1:node.end_lineno]))
+                parts.append(_join(src_lines[start - 1:node.end_lineno]))
         return SourceCode("\n\n".join(parts))
 
-    return SourceCode(source)
+    return SourceCode(_join(src_lines))
+
+
+def edition() -> str:
+    """``"student"`` when ``TINYTORCH_EDITION=student``, else ``"full"`` (the default)."""
+    value = os.environ.get(EDITION_VARIABLE, "full").strip().lower()
+    if value not in ("full", "student"):
+        raise ValueError(f"{EDITION_VARIABLE} must be 'full' or 'student', not {value!r}")
+    return value
+
+
+@functools.lru_cache(maxsize=1)
+def _stubbed_functions() -> dict:
+    """``(file relative to the repository, qualified name) -> chapter number`` of every
+    function the curriculum stubs; empty outside the repository."""
+    path = _ROOT / "tools" / "curriculum.py"
+    if not path.is_file():
+        return {}
+    spec = importlib.util.spec_from_file_location("_tinytorch_curriculum", path)
+    curriculum = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = curriculum  # dataclasses look their module up there
+    spec.loader.exec_module(curriculum)
+    found = {}
+    for number, chapter in curriculum.CHAPTERS.items():
+        for stub in chapter.stubs:
+            file, _, qualname = stub.partition(":")
+            found[(file, qualname)] = number
+    return found
+
+
+def _redacted(obj, source: str) -> list:
+    """``source``'s lines with the body of every stubbed function in it (after its
+    docstring) replaced by one ``...`` line; removed lines become ``None``, so line
+    numbers stay those of ``source``."""
+    lines = source.splitlines()
+    stubbed = _stubbed_functions()
+    try:
+        file = Path(inspect.getsourcefile(obj)).resolve().relative_to(_ROOT).as_posix()
+        tree = ast.parse(source)
+    except (TypeError, ValueError, SyntaxError):
+        return lines
+    outer = getattr(obj, "__qualname__", "").rpartition(".")[0]
+
+    def visit(body, prefix):
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                qualname = f"{prefix}.{node.name}" if prefix else node.name
+                number = stubbed.get((file, qualname))
+                if number is not None and not isinstance(node, ast.ClassDef):
+                    hide(node, number)
+                else:
+                    visit(node.body, qualname)
+
+    def hide(node, number):
+        first = node.body[0]
+        docstring = (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                     and isinstance(first.value.value, str))
+        if docstring:
+            if len(node.body) == 1:
+                return  # nothing after the docstring
+            start = first.end_lineno            # 0-based index of the line after it
+            first = node.body[1]
+        else:
+            start = first.lineno - 1
+            while start - 1 >= node.lineno and lines[start - 1].strip().startswith("#"):
+                start -= 1                      # comments above the first statement
+        body_line = lines[first.lineno - 1]
+        indent = body_line[:len(body_line) - len(body_line.lstrip())]
+        lines[start:node.end_lineno] = [f"{indent}...  # your code: chapter {number}"] + [
+            None] * (node.end_lineno - start - 1)
+
+    visit(tree.body, outer)
+    return lines
+
+
+def _join(lines) -> str:
+    return "\n".join(line for line in lines if line is not None)
 
 
 def glue(name: str, value, display: bool = False) -> None:
