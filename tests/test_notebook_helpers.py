@@ -240,3 +240,28 @@ def test_a_page_built_in_the_student_edition_shows_no_stubbed_body(monkeypatch):
         assert f"...  # your code: chapter {chapter.number}" in text
         leaked = [line for line in lines if line in text and len(line) > 12]
         assert leaked == [], f"{stub}: {leaked}"
+
+
+def test_the_student_edition_hides_every_curriculum_stub_alone_and_in_its_class(monkeypatch):
+    import importlib
+    import inspect
+
+    from tools import curriculum
+
+    monkeypatch.setenv("TINYTORCH_EDITION", "student")
+    shown_in_full = []
+    for chapter in curriculum.CHAPTERS.values():
+        for stub in chapter.stubs:
+            file, _, qualname = stub.partition(":")
+            owner = importlib.import_module(file.removesuffix(".py").replace("/", "."))
+            *classes, name = qualname.split(".")
+            for part in classes:
+                owner = getattr(owner, part)
+            found = inspect.getattr_static(owner, name)
+            function = found.fget if isinstance(found, property) else getattr(
+                found, "__func__", found)
+            placeholder = f"...  # your code: chapter {chapter.number}"
+            for view in [function] + ([owner] if classes else []):
+                if placeholder not in str(show_source(view)):
+                    shown_in_full.append(f"{stub} (shown through {view.__qualname__})")
+    assert shown_in_full == []

@@ -167,7 +167,8 @@ def _redacted(obj, source: str) -> list:
     lines = source.splitlines()
     stubbed = _stubbed_functions()
     try:
-        file = Path(inspect.getsourcefile(obj)).resolve().relative_to(_ROOT).as_posix()
+        file = Path(inspect.getsourcefile(inspect.unwrap(obj))).resolve().relative_to(_ROOT)
+        file = file.as_posix()
         tree = ast.parse(source)
     except (TypeError, ValueError, SyntaxError):
         return lines
