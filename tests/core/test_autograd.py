@@ -335,3 +335,46 @@ def test_rule_gradients_sum_a_broadcast_gradient_back_to_the_input_shape():
 def test_rule_gradients_of_a_tensor_no_operation_produced_is_an_error():
     with pytest.raises(ValueError, match=r"not produced by a recorded operation"):
         tt.rule_gradients(tt.Tensor(np.ones(2)), np.ones(2))
+
+
+# ------------------------------------------------------------------ who owns a leaf's .grad
+def _op_returning(out, parents, grads):
+    """A recorded op whose backward rule returns ``grads(g)``."""
+    return tt.make_op(np.asarray(out), parents, grads, "test_op")
+
+
+def test_a_leaf_never_holds_the_callers_gradient_array():
+    a = tt.Tensor(np.ones(3), requires_grad=True)
+    seed = np.full(3, 2.0)
+    _op_returning(a.data * 1, (a,), lambda g: (g,)).backward(seed)
+    assert not np.shares_memory(a.grad, seed)
+    a.grad[...] = 0  # an optimizer changing .grad in place must not change the caller's array
+    np.testing.assert_array_equal(seed, 2.0)
+
+
+def test_one_array_returned_for_two_leaves_becomes_two_gradients():
+    a, b = (tt.Tensor(np.ones(3), requires_grad=True) for _ in range(2))
+    same = np.full(3, 3.0)
+    _op_returning(a.data + b.data, (a, b), lambda g: (same, same)).backward(np.ones(3))
+    assert not np.shares_memory(a.grad, b.grad)
+    assert not np.shares_memory(a.grad, same) or not np.shares_memory(b.grad, same)
+
+
+def test_a_fresh_gradient_reaches_its_leaf_without_a_copy():
+    # The engine tells the arrays it must copy by id. Along a chain, every rule's input is
+    # freed as the walk moves on and numpy hands its id to the next new array: such a freed
+    # id must not be taken for an array that something still holds.
+    a = tt.Tensor(np.ones((4, 4)), requires_grad=True)
+    handed = []
+
+    def last_rule(g):
+        handed.append(g * 2)
+        return (handed[-1],)
+
+    for _ in range(20):
+        a.grad = None
+        y = _op_returning(a.data, (a,), last_rule)
+        for _ in range(3):
+            y = _op_returning(y.data, (y,), lambda g: (g * 2,))
+        y.sum().backward()
+        assert a.grad is handed[-1]

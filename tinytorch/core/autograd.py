@@ -68,9 +68,10 @@ def make_op(data: np.ndarray, parents: tuple, backward, op: str):
 
     ``backward(grad_out)`` must return one gradient (or None) per parent, each either of the
     parent's shape or broadcastable to it; it must not modify ``grad_out`` in place, and it
-    must not return an array it keeps for later (the engine may store a returned fresh
-    array as a leaf's ``.grad``; ``grad_out`` itself, or views of it, are always copied). When no
-    parent requires a gradient, or inside ``no_grad()``, no graph is recorded.
+    must not return an array it keeps for later (the engine may store a returned array as a
+    leaf's ``.grad``; it copies views, and arrays the caller or another ``.grad`` holds, so
+    returning ``grad_out`` itself is fine). When no parent requires a gradient, or inside
+    ``no_grad()``, no graph is recorded.
     """
     out = _tensor.Tensor._from_array(data)
     if _grad_enabled:
@@ -114,30 +115,28 @@ def backward(root, grad: np.ndarray) -> None:
     """
     consumers = _count_consumers(root)
     pending = {root: grad}   # tensors hash by identity, so they key the dicts directly
-    shared = {id(grad)}      # arrays someone else may hold: a leaf gets a copy of these
+    held = {id(grad)}        # arrays the caller or a .grad holds: a leaf gets a copy of these
     ready = [root]
     while ready:
         node = ready.pop()
         g = pending.pop(node, None)  # None: no gradient reached this node
-        if g is not None and (node._backward is None or node._retains_grad):
-            node.grad = _accumulate(node.grad, g, node.data.dtype, shared)
-        if node._backward is None:
+        rule = node._backward
+        if g is not None and (rule is None or node._retains_grad):
+            node.grad = _accumulate(node.grad, g, node.data.dtype, held)
+        if rule is None:
             continue
         if g is None:
             parent_grads = (None,) * len(node._parents)  # still tell the parents we are done
         else:
-            shared.add(id(g))  # the rule may hand g itself (or a view) to several parents
-            parent_grads = node._backward(g) if _observer is None else _timed_rule(node, g)
+            parent_grads = rule(g) if _observer is None else _timed_rule(node, g)
         for parent, parent_grad in zip(node._parents, parent_grads):
             if not parent.requires_grad:
                 continue
             if parent_grad is not None:
                 if type(parent_grad) is not np.ndarray or parent_grad.shape != parent.data.shape:
                     parent_grad = _unbroadcast(np.asarray(parent_grad), parent.data.shape)
-                if parent in pending:
-                    pending[parent] = pending[parent] + parent_grad
-                else:
-                    pending[parent] = parent_grad
+                earlier = pending.get(parent)
+                pending[parent] = parent_grad if earlier is None else earlier + parent_grad
             left = consumers[parent] - 1
             consumers[parent] = left
             if left:
@@ -146,18 +145,20 @@ def backward(root, grad: np.ndarray) -> None:
                 ready.append(parent)
             elif parent in pending:  # a leaf: its total is complete, store it right away
                 parent.grad = _accumulate(parent.grad, pending.pop(parent), parent.data.dtype,
-                                          shared)
+                                          held)
 
 
-def _accumulate(grad, g: np.ndarray, dtype, shared: set) -> np.ndarray:
+def _accumulate(grad, g: np.ndarray, dtype, held: set) -> np.ndarray:
     """``grad + g``, or ``g`` itself when ``grad`` is None. A leaf's ``.grad`` must be its own
-    array (optimizers and clipping change it in place), so ``g`` is copied unless it is a
-    fresh array that nobody else holds."""
+    array (optimizers and clipping change it in place), so ``g`` is copied when it is a view,
+    of another dtype, read-only, or already held: by the caller (the seed) or by another
+    ``.grad`` (a rule that hands one array to two parents). ``held`` keeps only the ids of
+    arrays that stay alive during the walk, so an id is never mistaken for a freed one's."""
     if grad is not None:
         return grad + g
-    if g.base is not None or g.dtype != dtype or id(g) in shared or not g.flags.writeable:
+    if g.base is not None or g.dtype != dtype or id(g) in held or not g.flags.writeable:
         return np.array(g, dtype=dtype)
-    shared.add(id(g))
+    held.add(id(g))
     return g
 
 
