@@ -65,9 +65,14 @@ class Linear(Module):
             out += b.data
 
         def backward(g):
-            g2 = g.reshape(-1, self.out_features)            # leading dims as one batch dim
-            x2 = x.data.reshape(-1, self.in_features)
-            grad_x = (g2 @ w.data).reshape(x.shape) if x.requires_grad else None
+            g2, x2 = g, x.data
+            if g.ndim != 2:                                  # leading dims as one batch dim
+                g2, x2 = g.reshape(-1, self.out_features), x2.reshape(-1, self.in_features)
+            grad_x = None
+            if x.requires_grad:
+                grad_x = g2 @ w.data
+                if g.ndim != 2:
+                    grad_x = grad_x.reshape(x.shape)
             grad_w = g2.T @ x2
             grad_b = np.add.reduce(g2, axis=0) if b is not None else None
             return grad_x, grad_w, grad_b

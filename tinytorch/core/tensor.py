@@ -431,8 +431,9 @@ class Tensor:
                 raise RuntimeError(f"backward() without an argument needs a scalar output; "
                                    f"got shape {self.shape}; pass the output gradient")
             grad = np.ones(self.data.shape, self.data.dtype)  # ones_like: a slower wrapper
-        grad = _to_array(grad)
-        if grad.shape != self.shape:
+        else:
+            grad = _to_array(grad)
+        if grad.shape != self.data.shape:
             raise ValueError(f"backward(): gradient shape {grad.shape} does not match "
                              f"tensor shape {self.shape}")
         autograd.backward(self, grad)
