@@ -301,11 +301,12 @@ def attention_geometries() -> list:
     return rows
 
 
-def layer_parameters(names_and_shapes, scale=1.0):
-    """Each parameter set to ``uniform(shape, seed=its size) * scale`` in float32, as the
-    tests fill a module's parameters; {name: float64 copy}."""
-    return {name: (uniform(shape, int(np.prod(shape))) * scale).astype(np.float32)
-            .astype(np.float64) for name, shape in names_and_shapes}
+def layer_parameters(names_and_shapes, scale=1.0, seeds=None):
+    """Each parameter set to ``uniform(shape, seed) * scale`` in float32, as the tests fill a
+    module's parameters, the seed its size unless ``seeds`` are given; {name: float64 copy}."""
+    seeds = seeds or [int(np.prod(shape)) for _, shape in names_and_shapes]
+    return {name: (uniform(shape, seed) * scale).astype(np.float32).astype(np.float64)
+            for (name, shape), seed in zip(names_and_shapes, seeds)}
 
 
 def mha_shapes(c):
@@ -422,7 +423,8 @@ def numpy_block(x, p, num_heads, eps=1e-5):
 
 def block_arrays() -> dict:
     x = np.linspace(-5, 5, 1001).astype(np.float32).astype(np.float64)
-    params = layer_parameters(block_shapes(8, 32))
+    shapes = block_shapes(8, 32)       # seeds 100, 101, ...: ln_1 and ln_2 must differ
+    params = layer_parameters(shapes, seeds=range(100, 100 + len(shapes)))
     inputs = uniform((2, 5, 8), 1).astype(np.float32).astype(np.float64)
     return {"gelu": numpy_gelu(x), "block_out": numpy_block(inputs, params, 2)}
 

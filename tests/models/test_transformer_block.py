@@ -32,8 +32,9 @@ def test_the_mlp_gelu_in_float32_matches_the_tanh_closed_form():
 def test_a_block_is_x_plus_attention_of_ln1_then_plus_the_gelu_mlp_of_ln2():
     tt.manual_seed(0)
     block = tt.TransformerBlock(8, 2)
-    for p in block.parameters():                    # LayerNorm's ones and zeros would hide
-        p.data[...] = _values(p.shape, p.size)      # a swapped weight and bias
+    for seed, p in enumerate(block.parameters(), start=100):   # LayerNorm's ones and zeros
+        p.data[...] = _values(p.shape, seed)        # would hide a swapped weight and bias,
+                                                    # equal ln_1 and ln_2 a swapped norm
     x = _values((2, 5, 8), 1).astype(np.float32)
     out = block(tt.Tensor(x), is_causal=True)
     np.testing.assert_allclose(out.data, stored("block_out"), rtol=1e-4, atol=1e-5)
