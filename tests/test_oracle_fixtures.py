@@ -14,7 +14,9 @@ from tools.release import support_files
 TESTS = Path(__file__).resolve().parent
 NPZ = [p for p in oracle.BUILDERS if p.suffix == ".npz"]
 # test file -> the fixture it reads
-READERS = {"tests/optim/test_optimizers.py": oracle.ADAM,
+READERS = {"tests/core/test_activations.py": oracle.ACTIVATIONS,
+           "tests/core/test_losses.py": oracle.LOSSES,
+           "tests/optim/test_optimizers.py": oracle.ADAM,
            "tests/core/test_spatial.py": oracle.CONV,
            "tests/text/test_tokenizers.py": oracle.BPE,
            "tests/core/test_embedding.py": oracle.SINUSOIDAL,
@@ -24,7 +26,8 @@ READERS = {"tests/optim/test_optimizers.py": oracle.ADAM,
 REFERENCES = ["adam_by_hand", "naive_conv2d", "reference_merges", "reference_merge_pair",
               "replay_merges", "closed_form_sinusoidal", "numpy_attention", "numpy_tril",
               "numpy_multi_head", "numpy_layer_norm", "numpy_gelu", "numpy_block",
-              "numpy_linear", "numpy_causal_attention"]
+              "numpy_linear", "numpy_causal_attention", "_log_softmax_rows", "log_softmax_rows",
+              "softmax_rows"]
 
 
 @pytest.mark.parametrize("path", NPZ, ids=lambda p: p.name)

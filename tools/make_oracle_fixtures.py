@@ -2,7 +2,8 @@
 
 A chapter's tests are given to the student, so they must not contain a complete solution
 of what the chapter asks for. Where a test compares with a reference implementation
-(Adam written out from the paper for chapter 07, convolution as a loop over output
+(sigmoid, tanh and the losses from their definitions for chapters 02 and 04, Adam
+written out from the paper for chapter 07, convolution as a loop over output
 elements for chapter 09, BPE training by recounting every pair for chapter 10, the
 sinusoidal table element by element for chapter 11, attention's textbook formula for
 chapter 12, layer norm and the pre-norm block in numpy for chapter 13), this script runs
@@ -28,6 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
+ACTIVATIONS = FIXTURES / "activations_closed_form.npz"
+LOSSES = FIXTURES / "losses_closed_form.npz"
 ADAM = FIXTURES / "adam_trajectories.npz"
 CONV = FIXTURES / "conv2d_naive.npz"
 BPE = FIXTURES / "bpe_reference.json"
@@ -35,6 +38,102 @@ SINUSOIDAL = FIXTURES / "sinusoidal_closed_form.npz"
 ATTENTION = FIXTURES / "attention_formula.npz"
 LAYER_NORM = FIXTURES / "layer_norm_formula.npz"
 BLOCK = FIXTURES / "transformer_block_numpy.npz"
+
+# ------------------------------------------------------------------ chapter 02: sigmoid, tanh
+def activation_arrays() -> dict:
+    """sigmoid and tanh from their exponential definitions, and their derivatives, on the
+    points of tests/core/test_activations.py."""
+    x = np.linspace(-6, 6, 13)
+    s = 1 / (1 + np.exp(-x))
+    x = np.linspace(-3, 3, 13)
+    t = (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x))
+    return {"sigmoid": s, "sigmoid_derivative": s * (1 - s), "tanh": t,
+            "tanh_derivative": 1 - t ** 2}
+
+
+# ------------------------------------------------------------------ chapter 04: losses
+LOSS_SEEDS = (0, 1, 2)
+
+
+def loss_values(shape, seed=0, low=-2.0, high=2.0):
+    """``_values`` of tests/core/test_losses.py."""
+    return np.random.default_rng(seed).uniform(low, high, size=shape)
+
+
+def loss_labels(n, classes, seed=0):
+    return np.random.default_rng(seed).integers(0, classes, size=n)
+
+
+def ignored_labels(n, classes, seed, ignore_index=-100):
+    """Labels with a random subset (never all) replaced by ``ignore_index``."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, size=n)
+    drop = rng.random(n) < 0.5
+    drop[rng.integers(n)] = False
+    return np.where(drop, ignore_index, labels), ~drop
+
+
+def log_softmax_rows(z):
+    """Log-softmax of moderate logits, straight from the definition."""
+    return np.log(np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
+
+
+def softmax_rows(z):
+    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+
+def loss_shapes() -> list:
+    """Every shape of 1..3 dimensions with sides 1..4, padded with 0: ``(d0, d1, d2)``."""
+    return [shape + (0,) * (3 - len(shape)) for ndim in (1, 2, 3)
+            for shape in itertools.product(range(1, 5), repeat=ndim)]
+
+
+def unpad(row):
+    return tuple(int(side) for side in row if side)
+
+
+def loss_arrays() -> dict:
+    ce_cases = [(n, c, seed) for n in range(1, 7) for c in range(2, 6) for seed in LOSS_SEEDS]
+    by_index, by_probability = [], []
+    for n, c, seed in ce_cases:
+        logits = loss_values((n, c), seed, -5, 5)
+        probs = softmax_rows(logits)
+        by_index.append(-np.mean(np.log(probs[np.arange(n), loss_labels(n, c, seed)])))
+        target = np.random.default_rng(seed).dirichlet(np.ones(c), size=n)
+        by_probability.append(-np.mean(np.sum(target * log_softmax_rows(logits), axis=1)))
+    shapes = loss_shapes()
+    bce, bce_logits = [], []
+    for i, row in enumerate(shapes):
+        shape = unpad(row)
+        p, t = loss_values(shape, i, 0.01, 0.99), loss_values(shape, i + 1, 0.0, 1.0)
+        bce.append(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
+        x, t = loss_values(shape, i, -4, 4), loss_values(shape, i + 1, 0.0, 1.0)
+        p = 1 / (1 + np.exp(-x))
+        bce_logits.append(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)))
+    ignored_cases = [(n, c, seed) for n in range(1, 9) for c in range(2, 6)
+                     for seed in LOSS_SEEDS]
+    ignored = []
+    for n, c, seed in ignored_cases:
+        labels, kept = ignored_labels(n, c, seed)
+        log_probs = log_softmax_rows(loss_values((n, c), seed, -5, 5))
+        ignored.append(-np.mean(log_probs[np.arange(n)[kept], labels[kept]]))
+    labels = np.array([2, 0, 1, 2])
+    grad = (softmax_rows(loss_values((4, 3), 5)) - np.eye(3)[labels]) / 4
+    labels = np.array([2, -100, 0, -100, 1])
+    kept = labels != -100
+    ignored_grad = (softmax_rows(loss_values((5, 3), 2))[kept] - np.eye(3)[labels[kept]]) / 3
+    return {
+        "ce_cases": np.array(ce_cases, dtype=np.int64), "ce_index": np.array(by_index),
+        "ce_probability": np.array(by_probability),
+        "bce_shapes": np.array(shapes, dtype=np.int64), "bce": np.array(bce),
+        "bce_with_logits": np.array(bce_logits),
+        "ignored_cases": np.array(ignored_cases, dtype=np.int64),
+        "ignored_mean": np.array(ignored), "ce_grad": grad, "ignored_grad": ignored_grad,
+        "ignored_none": -log_softmax_rows(loss_values((4, 3), 3))[[0, 2], [1, 2]],
+        "ignore_class_0": np.array(-np.mean(log_softmax_rows(loss_values((4, 3), 4))[[1, 3],
+                                                                                   [1, 2]])),
+    }
+
 
 # ------------------------------------------------------------------ chapter 07: Adam / AdamW
 # The parameter and gradients of tests/optim/test_optimizers.py (START, GRADS).
@@ -430,7 +529,8 @@ def block_arrays() -> dict:
 
 
 # ------------------------------------------------------------------ files
-BUILDERS = {ADAM: adam_arrays, CONV: conv_arrays, BPE: bpe_cases, SINUSOIDAL: sinusoidal_arrays,
+BUILDERS = {ACTIVATIONS: activation_arrays, LOSSES: loss_arrays, ADAM: adam_arrays,
+            CONV: conv_arrays, BPE: bpe_cases, SINUSOIDAL: sinusoidal_arrays,
             ATTENTION: attention_arrays, LAYER_NORM: layer_norm_arrays, BLOCK: block_arrays}
 
 
