@@ -22,7 +22,8 @@ READERS = {"tests/core/test_activations.py": oracle.ACTIVATIONS,
            "tests/core/test_embedding.py": oracle.SINUSOIDAL,
            "tests/core/test_attention.py": oracle.ATTENTION,
            "tests/core/test_normalization.py": oracle.LAYER_NORM,
-           "tests/models/test_transformer_block.py": oracle.BLOCK}
+           "tests/models/test_transformer_block.py": oracle.BLOCK,
+           "tests/optimization/test_compress.py": oracle.DISTILLATION}
 REFERENCES = ["adam_by_hand", "naive_conv2d", "reference_merges", "reference_merge_pair",
               "replay_merges", "closed_form_sinusoidal", "numpy_attention", "numpy_tril",
               "numpy_multi_head", "numpy_layer_norm", "numpy_gelu", "numpy_block",

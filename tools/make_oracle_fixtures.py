@@ -6,7 +6,8 @@ of what the chapter asks for. Where a test compares with a reference implementat
 written out from the paper for chapter 07, convolution as a loop over output
 elements for chapter 09, BPE training by recounting every pair for chapter 10, the
 sinusoidal table element by element for chapter 11, attention's textbook formula for
-chapter 12, layer norm and the pre-norm block in numpy for chapter 13), this script runs
+chapter 12, layer norm and the pre-norm block in numpy for chapter 13, distillation's soft
+term for chapter 16), this script runs
 that reference once on fixed inputs (fixed seeds, float64) and stores its numbers in small
 fixtures under ``tests/fixtures/``; the tests regenerate the same inputs and read them.
 ``tests/test_oracle_fixtures.py`` checks that the files are what this script computes now.
@@ -38,6 +39,7 @@ SINUSOIDAL = FIXTURES / "sinusoidal_closed_form.npz"
 ATTENTION = FIXTURES / "attention_formula.npz"
 LAYER_NORM = FIXTURES / "layer_norm_formula.npz"
 BLOCK = FIXTURES / "transformer_block_numpy.npz"
+DISTILLATION = FIXTURES / "distillation_closed_form.npz"
 
 # ------------------------------------------------------------------ chapter 02: sigmoid, tanh
 def activation_arrays() -> dict:
@@ -528,10 +530,22 @@ def block_arrays() -> dict:
     return {"gelu": numpy_gelu(x), "block_out": numpy_block(inputs, params, 2)}
 
 
+# ------------------------------------------------------------------ chapter 16: distillation
+def distillation_arrays() -> dict:
+    """The soft term t^2 KL(softmax(teacher / t) || softmax(student / t)), mean over rows, for
+    tests/optimization/test_compress.py's logits (its ``_logits(0)``, ``_logits(1)``)."""
+    student, teacher, t = (np.random.default_rng(0).standard_normal((4, 5)),
+                           np.random.default_rng(1).standard_normal((4, 5)), 2.5)
+    p = np.exp(teacher / t) / np.exp(teacher / t).sum(axis=1, keepdims=True)
+    q = np.exp(student / t) / np.exp(student / t).sum(axis=1, keepdims=True)
+    return {"soft_term": np.array(t ** 2 * np.sum(p * np.log(p / q)) / len(p))}
+
+
 # ------------------------------------------------------------------ files
 BUILDERS = {ACTIVATIONS: activation_arrays, LOSSES: loss_arrays, ADAM: adam_arrays,
             CONV: conv_arrays, BPE: bpe_cases, SINUSOIDAL: sinusoidal_arrays,
-            ATTENTION: attention_arrays, LAYER_NORM: layer_norm_arrays, BLOCK: block_arrays}
+            ATTENTION: attention_arrays, LAYER_NORM: layer_norm_arrays, BLOCK: block_arrays,
+            DISTILLATION: distillation_arrays}
 
 
 def write(path: Path, arrays: dict) -> None:
