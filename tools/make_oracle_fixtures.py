@@ -12,7 +12,7 @@ that reference once on fixed inputs (fixed seeds, float64) and stores its number
 fixtures under ``tests/fixtures/``; the tests regenerate the same inputs and read them.
 ``tests/test_oracle_fixtures.py`` checks that the files are what this script computes now.
 
-Regenerate (numpy only)::
+Regenerate (numpy, plus regex and the split pattern of tinytorch.text for the BPE cases)::
 
     .venv/bin/python -m tools.make_oracle_fixtures
 """
