@@ -1,7 +1,9 @@
 """Chapter 12 — Attention: scaled_dot_product_attention and MultiHeadAttention against the
-closed form written in numpy, finite-difference gradients with every kind of mask,
-causality, permutation equivariance, the key/value-cache seam, and the error messages."""
+closed form's stored numbers (tests/fixtures/attention_formula.npz), finite-difference
+gradients with every kind of mask, causality, permutation equivariance, the key/value-cache
+seam, and the error messages."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,42 +28,40 @@ def _qkv(b, h, t, s, d, e, seed=0):
                                                                                    seed + 2)
 
 
-def numpy_attention(q, k, v, additive=None):
-    """softmax(q k^T / sqrt(d) + additive) v, the textbook formula."""
-    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
-    if additive is not None:
-        scores = scores + additive
-    weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    weights /= weights.sum(axis=-1, keepdims=True)
-    return weights @ v
+ORACLE = Path(__file__).resolve().parent.parent / "fixtures" / "attention_formula.npz"
 
 
-def numpy_tril(t, s, offset=0):
-    """0 where key j <= query i + offset, -inf elsewhere, built with two loops."""
-    mask = np.zeros((t, s))
-    for i in range(t):
-        for j in range(s):
-            if j > i + offset:
-                mask[i, j] = -np.inf
-    return mask
+def stored(name):
+    """softmax(q k^T / sqrt(d) + mask) v written in numpy (masks built with two loops, the
+    layer's heads one by one) by tools/make_oracle_fixtures.py, on this file's inputs."""
+    with np.load(ORACLE, allow_pickle=False) as archive:
+        return archive[name]
+
+
+def fill_parameters(module, scale=0.3):
+    """Every parameter set to ``_values(shape, seed=its size) * scale``, as the oracle's."""
+    for p in module.parameters():
+        p.data[...] = _values(p.shape, p.size) * scale
+    return module
 
 
 # --------------------------------------------------------------------------- the function
-@settings(**SETTINGS)
-@given(dims)
-def test_attention_matches_the_numpy_formula(shape):
-    q, k, v = _qkv(*shape)
-    out = tt.scaled_dot_product_attention(q, k, v)
-    assert out.shape == shape[:3] + (shape[5],)
-    np.testing.assert_allclose(out.data, numpy_attention(q, k, v), rtol=1e-12, atol=1e-12)
+def test_attention_matches_the_numpy_formula():
+    # every T, S in 1..4 and d, e in 1..3 (144 shapes), batch and heads cycling through 1..2
+    rows = stored("geometries")
+    sizes = [b * h * t * e for b, h, t, s, d, e in rows.tolist()]
+    expected = np.split(stored("formula_out"), np.cumsum(sizes)[:-1])
+    for shape, want in zip(map(tuple, rows.tolist()), expected):
+        out = tt.scaled_dot_product_attention(*_qkv(*shape))
+        assert out.shape == shape[:3] + (shape[5],)
+        np.testing.assert_allclose(out.data.ravel(), want, rtol=1e-12, atol=1e-12,
+                                   err_msg=f"(B, H, T, S, d, e) = {shape}")
 
 
 def test_attention_broadcasts_batch_dimensions_and_takes_an_explicit_scale():
     q, k, v = _values((2, 3, 4, 5)), _values((1, 3, 6, 5), 1), _values((6, 2), 2)
     out = tt.scaled_dot_product_attention(q, k, v, scale=0.5)
-    scores = q @ np.swapaxes(k, -1, -2) * 0.5
-    weights = np.exp(scores) / np.exp(scores).sum(axis=-1, keepdims=True)
-    np.testing.assert_allclose(out.data, weights @ v, rtol=1e-12)
+    np.testing.assert_allclose(out.data, stored("broadcast_scale_out"), rtol=1e-12)
 
 
 def test_a_boolean_mask_allows_where_true_like_an_additive_mask_of_zero_and_minus_infinity():
@@ -70,7 +70,7 @@ def test_a_boolean_mask_allows_where_true_like_an_additive_mask_of_zero_and_minu
     allowed[:, 0] = True                                    # every query sees some key
     additive = np.where(allowed, 0.0, -np.inf)
     by_bool = tt.scaled_dot_product_attention(q, k, v, allowed).data
-    np.testing.assert_allclose(by_bool, numpy_attention(q, k, v, additive), rtol=1e-12)
+    np.testing.assert_allclose(by_bool, stored("bool_mask_out"), rtol=1e-12)
     by_float = tt.scaled_dot_product_attention(q, k, v, additive).data
     np.testing.assert_array_equal(by_bool, by_float)
 
@@ -79,21 +79,20 @@ def test_a_float_mask_is_added_to_the_scores():
     q, k, v = _qkv(1, 2, 3, 4, 2, 2)
     bias = _values((2, 1, 4), 7) * 3                         # broadcasts over queries
     out = tt.scaled_dot_product_attention(q, k, v, bias)
-    np.testing.assert_allclose(out.data, numpy_attention(q, k, v, bias), rtol=1e-12)
+    np.testing.assert_allclose(out.data, stored("float_mask_out"), rtol=1e-12)
 
 
 @pytest.mark.parametrize("t, s", [(4, 4), (3, 5), (5, 3)])
 def test_is_causal_is_the_top_left_aligned_lower_triangle_as_in_pytorch(t, s):
     q, k, v = _qkv(1, 2, t, s, 3, 2)
     out = tt.scaled_dot_product_attention(q, k, v, is_causal=True)
-    np.testing.assert_allclose(out.data, numpy_attention(q, k, v, numpy_tril(t, s)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(out.data, stored(f"causal_out_{t}x{s}"), rtol=1e-12)
 
 
 @pytest.mark.parametrize("t, s", [(4, 4), (2, 5), (1, 6)])
 def test_the_lower_right_causal_mask_lets_the_last_query_see_every_key(t, s):
     mask = tt.causal_mask(t, s, lower_right=True, dtype=np.float64)
-    np.testing.assert_array_equal(mask, numpy_tril(t, s, offset=s - t))
+    np.testing.assert_array_equal(mask, stored(f"lower_right_{t}x{s}"))
     assert np.all(mask[-1] == 0)
 
 
@@ -111,7 +110,7 @@ def test_a_query_that_may_see_no_key_gets_zeros_not_nan_as_in_pytorch():
     qt = tt.Tensor(q, requires_grad=True)
     out = tt.scaled_dot_product_attention(qt, k, v, allowed)
     np.testing.assert_array_equal(out.data[0, 0, 1], [0.0, 0.0])
-    np.testing.assert_allclose(out.data[0, 0, [0, 2]], numpy_attention(q, k, v)[0, 0, [0, 2]],
+    np.testing.assert_allclose(out.data[0, 0, [0, 2]], stored("unmasked_out")[0, 0, [0, 2]],
                                rtol=1e-12)
     out.sum().backward()
     assert np.all(np.isfinite(qt.grad)) and np.all(qt.grad[0, 0, 1] == 0)
@@ -208,17 +207,6 @@ def gradcheck_module(module, x):
     return tt.gradcheck(fn, x, *[p.data.astype(np.float64) for p, _ in slots])
 
 
-def numpy_multi_head(mha, x, additive=None):
-    """The layer's forward written with numpy and a loop over heads."""
-    c, h = mha.embed_dim, mha.num_heads
-    d = c // h
-    qkv = x @ mha.c_attn.weight.data.T + mha.c_attn.bias.data
-    q, k, v = qkv[..., :c], qkv[..., c:2 * c], qkv[..., 2 * c:]
-    heads = [numpy_attention(q[..., i * d:(i + 1) * d], k[..., i * d:(i + 1) * d],
-                             v[..., i * d:(i + 1) * d], additive) for i in range(h)]
-    return np.concatenate(heads, axis=-1) @ mha.c_proj.weight.data.T + mha.c_proj.bias.data
-
-
 def test_multi_head_attention_has_nanogpt_parameters():
     tt.manual_seed(0)
     mha = tt.MultiHeadAttention(8, 2)
@@ -231,13 +219,11 @@ def test_multi_head_attention_has_nanogpt_parameters():
 
 @pytest.mark.parametrize("is_causal", [False, True])
 def test_multi_head_attention_matches_numpy_heads_computed_one_by_one(is_causal):
-    tt.manual_seed(0)
-    mha = tt.MultiHeadAttention(12, 3)
+    mha = fill_parameters(tt.MultiHeadAttention(12, 3))
     x = _values((2, 5, 12)).astype(np.float32)
     out = mha(tt.Tensor(x), is_causal=is_causal)
-    additive = numpy_tril(5, 5) if is_causal else None
-    np.testing.assert_allclose(out.data, numpy_multi_head(mha, x, additive), rtol=1e-5,
-                               atol=1e-6)
+    expected = stored("mha_causal_out" if is_causal else "mha_out")
+    np.testing.assert_allclose(out.data, expected, rtol=1e-5, atol=1e-6)
 
 
 @settings(max_examples=8, deadline=None)
@@ -306,15 +292,13 @@ def test_dropout_applies_in_training_mode_only():
 
 
 def test_a_mask_and_is_causal_together_combine_in_the_layer():
-    tt.manual_seed(0)
-    mha = tt.MultiHeadAttention(6, 2)
+    mha = fill_parameters(tt.MultiHeadAttention(6, 2))
     x = _values((1, 4, 6), 8)
     allowed = np.ones((4, 4), dtype=bool)
     allowed[:, 0] = False
     allowed[0, 0] = True
     out = mha(tt.Tensor(x), attn_mask=allowed, is_causal=True).data
-    combined = np.where(allowed, 0.0, -np.inf) + numpy_tril(4, 4)
-    np.testing.assert_allclose(out, numpy_multi_head(mha, x, combined), rtol=1e-10)
+    np.testing.assert_allclose(out, stored("mha_mask_and_causal_out"), rtol=1e-10)
 
 
 # --------------------------------------------------------------------------- the cache seam

@@ -1,5 +1,8 @@
 """Chapter 13 — TransformerBlock: the pre-norm residual structure and its GELU MLP against
-the closed form written in numpy, its parameter count, gradients and causality."""
+the closed form's stored numbers (tests/fixtures/transformer_block_numpy.npz), its parameter
+count, gradients and causality."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,56 +13,31 @@ def _values(shape, seed=0):
     return np.random.default_rng(seed).uniform(-1.0, 1.0, size=shape)
 
 
-def numpy_gelu(x):
-    """GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+ORACLE = Path(__file__).resolve().parent.parent / "fixtures" / "transformer_block_numpy.npz"
 
 
-def numpy_layer_norm(x, ln):
-    mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + ln.eps) * ln.weight.data + ln.bias.data
-
-
-def numpy_linear(x, layer):
-    return x @ layer.weight.data.T + layer.bias.data
-
-
-def numpy_causal_attention(x, mha):
-    b, t, c = x.shape
-    h, d = mha.num_heads, mha.head_dim
-    q, k, v = np.split(numpy_linear(x, mha.c_attn), 3, axis=-1)
-    split = [a.reshape(b, t, h, d).transpose(0, 2, 1, 3) for a in (q, k, v)]
-    scores = split[0] @ split[1].transpose(0, 1, 3, 2) / np.sqrt(d)
-    scores = np.where(np.tril(np.ones((t, t), bool)), scores, -np.inf)
-    weights = np.exp(scores - scores.max(-1, keepdims=True))
-    weights /= weights.sum(-1, keepdims=True)
-    y = (weights @ split[2]).transpose(0, 2, 1, 3).reshape(b, t, c)
-    return numpy_linear(y, mha.c_proj)
-
-
-def numpy_block(x, block):
-    x = x + numpy_causal_attention(numpy_layer_norm(x, block.ln_1), block.attn)
-    hidden = numpy_gelu(numpy_linear(numpy_layer_norm(x, block.ln_2), block.mlp.c_fc))
-    return x + numpy_linear(hidden, block.mlp.c_proj)
+def stored(name):
+    """GELU's tanh form and the causal pre-norm block (x + attention(ln_1(x)), then + the
+    GELU MLP of ln_2) written in numpy by tools/make_oracle_fixtures.py, float64."""
+    with np.load(ORACLE, allow_pickle=False) as archive:
+        return archive[name]
 
 
 def test_the_mlp_gelu_in_float32_matches_the_tanh_closed_form():
     x = np.linspace(-5, 5, 1001).astype(np.float32)
     gelu = tt.TransformerBlock(8, 2).mlp.gelu
-    np.testing.assert_allclose(gelu(tt.Tensor(x)).data, numpy_gelu(x.astype(np.float64)),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gelu(tt.Tensor(x)).data, stored("gelu"), rtol=1e-5, atol=1e-6)
 
 
 def test_a_block_is_x_plus_attention_of_ln1_then_plus_the_gelu_mlp_of_ln2():
     tt.manual_seed(0)
     block = tt.TransformerBlock(8, 2)
-    for p in block.parameters():                    # LayerNorm's ones and zeros would hide
-        p.data[...] = _values(p.shape, p.size)      # a swapped weight and bias
+    for seed, p in enumerate(block.parameters(), start=100):   # LayerNorm's ones and zeros
+        p.data[...] = _values(p.shape, seed)        # would hide a swapped weight and bias,
+                                                    # equal ln_1 and ln_2 a swapped norm
     x = _values((2, 5, 8), 1).astype(np.float32)
     out = block(tt.Tensor(x), is_causal=True)
-    np.testing.assert_allclose(out.data, numpy_block(x.astype(np.float64), block), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(out.data, stored("block_out"), rtol=1e-4, atol=1e-5)
 
 
 def test_a_block_has_nanogpt_names_and_12_c_squared_plus_13_c_parameters():
