@@ -377,14 +377,17 @@ def gpt_rows(model, data: GPTData, config: dict, seed: int = 0, latency: bool = 
     return rows, {"pruned bytes with masks": with_masks, "models": variants}
 
 
-def generation(model, data: GPTData, config: dict) -> dict:
+def generation(model, data: GPTData, config: dict, seed: int = 0) -> dict:
     """Greedy generation (``top_k=1``) of ``gen_tokens`` tokens after the first
     ``gen_prompt`` characters of a validation window, without and with the key/value cache:
     timed in interleaved rounds (median of ``gen_repeats`` after one warm-up), the
-    time per generated token, and whether the two gave the same tokens."""
+    time per generated token, and whether the two gave the same tokens. Both draw from a
+    generator seeded with ``seed``: greedy decoding picks at random among tied logits (a
+    model of zeros ties them all), and the two must see the same draws."""
     prompt = data.val_inputs[0, :config["gen_prompt"]]
     n = config["gen_tokens"]
-    runs = {label: (lambda c=cache: model.generate(prompt, n, top_k=1, use_cache=c))
+    runs = {label: (lambda c=cache: model.generate(prompt, n, top_k=1, generator=seed,
+                                                    use_cache=c))
             for label, cache in (("uncached", False), ("cached", True))}
     out = interleaved_latency(runs, 1, config["gen_repeats"])
     for label, run in runs.items():
@@ -582,7 +585,7 @@ def run_mlperf(quick: bool = True, seed: int = 0, verbose: bool = False,
         c_rows, c_facts = stage("CNN rows", cnn_rows, cnn.model, data, config, seed)
         g_data = gpt_data(gpt)
         g_rows, g_facts = stage("TinyGPT rows", gpt_rows, gpt.model, g_data, config, seed)
-        gen = stage("generation", generation, gpt.model, g_data, config)
+        gen = stage("generation", generation, gpt.model, g_data, config, seed)
         return cnn, gpt, c_rows + g_rows, g_data, {"CNN": c_facts, "TinyGPT": g_facts}, gen
 
     with _one_blas_thread():
