@@ -209,3 +209,31 @@ def test_the_readme_states_the_python_version_that_pyproject_requires():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert re.search(rf"Python {re.escape(version)}(\+| or newer)", readme), (
         f"README.md does not say Python {version}+ (requires-python in pyproject.toml)")
+
+
+# ============================================================================== milestones
+def milestone_pages():
+    """``book/milestones/NN_name.md`` of every ``milestones/NN_YEAR_name/`` folder, in order."""
+    folders = sorted(p for p in (ROOT / "milestones").glob("[0-9][0-9]_*") if p.is_dir())
+    return [f"book/milestones/{f.name[:2]}_{f.name.split('_', 2)[-1]}.md" for f in folders]
+
+
+def test_every_milestone_folder_has_a_readme_and_a_page():
+    missing = [page for page in milestone_pages() if not (ROOT / page).is_file()]
+    folders = sorted((ROOT / "milestones").glob("[0-9][0-9]_*"))
+    missing += [str(f / "README.md") for f in folders if not (f / "README.md").is_file()]
+    assert not missing, f"milestones without their page or README: {missing}"
+
+
+def test_the_toc_lists_the_milestone_pages_in_number_order():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    listed = [f"{f}.md" for f in toc_files(toc) if re.fullmatch(r"book/milestones/\d\d_\w+", f)]
+    assert listed == milestone_pages()
+
+
+@pytest.mark.parametrize("page, prefix", [("book/milestones/index.md", ""),
+                                          ("book/intro.md", "milestones/")])
+def test_the_milestone_timelines_link_every_milestone_in_order(page, prefix):
+    text = (ROOT / page).read_text(encoding="utf-8")
+    linked = re.findall(r"\{doc\}`[^`<]*<" + re.escape(prefix) + r"(\d\d_\w+)>`", text)
+    assert [f"book/milestones/{name}.md" for name in linked] == milestone_pages()
