@@ -48,7 +48,7 @@ from .tasks import TASKS, get_task
 
 __all__ = ["SCHEMA", "FORMAT", "SubmissionError", "Constraint", "ScoreResult",
            "validate_submission", "write_submission", "load_submission", "score", "leaderboard",
-           "rebuild_model", "model_spec", "accuracy"]
+           "rebuild_model", "model_spec", "load_model", "accuracy"]
 
 FORMAT = "tinytorch-capstone-submission/1"
 LATENCY_BATCH = 64          # images per timed forward pass
@@ -199,6 +199,17 @@ def _load_exactly(model: Module, state: dict, where: str) -> None:
             raise SubmissionError(f"{where}: checkpoint entry '{name}' is {got.dtype}{got.shape}"
                                   f"; the stated model needs {value.dtype}{value.shape}")
     model.load_state_dict(state)
+
+
+def load_model(task_name: str, checkpoint) -> Module:
+    """The model saved in ``checkpoint`` (a file of ``save_checkpoint`` or
+    ``Trainer.save_checkpoint``) for ``task_name``: its architecture and quantization read
+    from the state dict (:func:`model_spec`), rebuilt and loaded, in eval mode."""
+    state = load_checkpoint(checkpoint)["model"]
+    spec = model_spec(task_name, state)
+    model = rebuild_model(task_name, spec["architecture"], spec["quantization"])
+    _load_exactly(model, state, f"checkpoint '{checkpoint}'")
+    return model
 
 
 def _sha256(path: Path) -> str:
