@@ -11,7 +11,8 @@ written atomically, read without pickle). The document says
   the ``checkpoint`` file (a relative path inside the submission's folder) and its ``sha256``;
 * ``recipe``: what was applied (quantization, pruning, fine-tuning, notes), for the reader;
 * ``claimed`` (optional): numbers the learner measured. They are never used; the scorer
-  reports where they disagree with its own measurements.
+  reports where they disagree with its own measurements (bytes exactly, accuracy by more
+  than 0.0005; a claimed latency is not compared: it belongs to the learner's machine).
 
 :func:`score` trusts nothing in the document but the names: it checks the schema, the path and
 the checksum, rebuilds the model, loads the held-out split itself (``task.held_out()``, never
