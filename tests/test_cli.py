@@ -252,3 +252,61 @@ def test_grade_passes_its_options_to_tools_release(capsys):
 def test_grade_of_a_folder_without_the_package_says_why(tmp_path, capsys):
     code, _, err = run_cli(capsys, "--repo", ROOT, "grade", "08", tmp_path)
     assert code == 1 and "holds no tinytorch/ package to grade" in err
+
+
+# ------------------------------------------------------------------------------ capstone
+@pytest.fixture
+def capstone_checkpoint(tmp_path):
+    """A checkpoint (the chapter 08 format) of a small int8 MLP of the digits-mlp task."""
+    import tinytorch as tt
+    from tinytorch.capstone import get_task
+    from tinytorch.quantization import quantize_model
+
+    tt.manual_seed(0)
+    model = quantize_model(get_task("digits-mlp").build({"hidden": [16]}))
+    path = tmp_path / "mine-trained.npz"
+    tt.training.checkpoint.save_checkpoint(
+        {"model": model.state_dict(), "optimizer": {}, "trainer": {}}, path)
+    return path
+
+
+def test_submit_writes_a_submission_that_score_measures(capstone_checkpoint, tmp_path, capsys):
+    out = tmp_path / "subs" / "mine.json"
+    out.parent.mkdir()
+    code, printed, _ = run_cli(capsys, "submit", capstone_checkpoint, "--task", "digits-mlp",
+                               "--learner", "ada", "--out", out)
+    assert code == 0 and f"wrote {out} and mine.npz" in printed
+    assert json.loads(out.read_text())["model"]["architecture"] == {"hidden": [16]}
+    code, printed, _ = run_cli(capsys, "score", out, "--json", "--repeats", "2")
+    result = json.loads(printed)
+    assert result["bytes"] > 0 and result["learner"] == "ada"
+    assert code == (0 if result["passed"] else 1)
+
+
+def test_score_of_a_tampered_submission_fails_naming_the_checksum(capstone_checkpoint, tmp_path,
+                                                                  capsys):
+    run_cli(capsys, "submit", capstone_checkpoint, "--task", "digits-mlp", "--learner", "ada",
+            "--out", tmp_path / "mine.json")
+    with open(tmp_path / "mine.npz", "ab") as file:
+        file.write(b"\0")
+    code, _, err = run_cli(capsys, "score", tmp_path / "mine.json")
+    assert code == 1 and "submission.model.sha256:" in err
+
+
+def test_submit_of_an_unknown_task_names_the_tasks(capstone_checkpoint, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "submit", capstone_checkpoint, "--task", "imagenet",
+                           "--learner", "ada", "--out", tmp_path / "x.json")
+    assert code == 1 and "unknown capstone task 'imagenet'" in err and "digits-cnn" in err
+
+
+def test_leaderboard_ranks_a_folder_and_lists_an_invalid_file(capstone_checkpoint, tmp_path,
+                                                              capsys):
+    run_cli(capsys, "submit", capstone_checkpoint, "--task", "digits-mlp", "--learner", "ada",
+            "--out", tmp_path / "a.json")
+    (tmp_path / "b.json").write_text("[]")
+    code, printed, _ = run_cli(capsys, "leaderboard", tmp_path, "--repeats", "2")
+    lines = printed.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["rank", "file", "learner"]
+    assert lines[1].split()[:3] == ["1", "a.json", "ada"]
+    assert lines[2].split()[:3] == ["-", "b.json", "invalid:"]
+    assert "submission: [] is not of type 'object'" in lines[2]

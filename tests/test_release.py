@@ -63,7 +63,7 @@ def test_every_test_file_of_the_package_folders_grades_exactly_one_chapter():
     graded = [test for chapter in curriculum.CHAPTERS.values() for test in chapter.tests]
     mirrored = [str(path.relative_to(ROOT))
                 for folder in ("core", "data", "optim", "training", "text", "models", "profiling",
-                               "optimization")
+                               "optimization", "capstone")
                 for path in (ROOT / "tests" / folder).glob("test_*.py")]
     assert sorted(graded) == sorted(mirrored)
 

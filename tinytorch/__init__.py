@@ -31,5 +31,6 @@ from . import quantization        # 15 Quantization
 from . import prune, compress     # 16 Compression
 from .kv_cache import *            # 18 Memoization (KVCache, ModelKVCache)
 from . import benchmark           # 19 Benchmarking
+from . import capstone            # 20 Capstone (jsonschema only when a submission is checked)
 
 __version__ = "0.1.0"

@@ -6,9 +6,14 @@
     tinytorch notebook 08            open chapter 08 in JupyterLab, as a notebook
     tinytorch release 08 --out DIR   the instructor's student release (tools/release.py)
     tinytorch grade 08 SUBMISSION    grade a submission (tools/release.py)
+    tinytorch submit CKPT --task digits-cnn --learner NAME --out mine.json
+                                     a capstone submission of a checkpoint (chapter 20)
+    tinytorch score mine.json        score it: measured bytes, held-out accuracy, latency
+    tinytorch leaderboard FOLDER     rank every submission of a folder
 
 The chapters, milestones and instructor tools live in the course repository, not in the
-installed package, so every command first finds the repository: ``--repo PATH``, else the
+installed package, so every command but the capstone's (submit, score, leaderboard: the
+package alone) first finds the repository: ``--repo PATH``, else the
 current folder or one above it, else the clone this package is installed from (``pip
 install -e``). Commands run with the Python that runs this tool.
 
@@ -234,6 +239,84 @@ def cmd_release(repo: Path, args, tool_args: list[str]) -> int:
     return release.main(tool_args)
 
 
+def _capstone():
+    try:
+        import jsonschema  # noqa: F401  (checked here to say what to install)
+
+        from tinytorch import capstone
+    except ImportError as error:
+        raise CourseError(f"the capstone commands need {error.name}: run "
+                          f"`{sys.executable} -m pip install jsonschema scikit-learn`") from None
+    return capstone
+
+
+def cmd_submit(args) -> int:
+    capstone = _capstone()
+    recipe = {}
+    if args.recipe is not None:
+        try:
+            recipe = json.loads(Path(args.recipe).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise CourseError(f"--recipe {args.recipe}: not a readable JSON file "
+                              f"({error})") from None
+    if args.dry_run:
+        print(f"would write {args.out} (and {Path(args.out).with_suffix('.npz').name}) for "
+              f"task {args.task} from {args.checkpoint}")
+        return 0
+    try:
+        model = capstone.load_model(args.task, args.checkpoint)
+        path = capstone.write_submission(model, args.out, task=args.task, learner=args.learner,
+                                         recipe=recipe)
+    except (OSError, ValueError, KeyError) as error:
+        raise CourseError(str(error).strip("'\"")) from None
+    print(f"wrote {path} and {path.with_suffix('.npz').name}; "
+          f"`tinytorch score {path}` measures it")
+    return 0
+
+
+def cmd_score(args) -> int:
+    capstone = _capstone()
+    try:
+        result = capstone.score(args.submission, repeats=args.repeats)
+    except (OSError, ValueError, KeyError) as error:
+        raise CourseError(f"{args.submission} cannot be scored:\n{error}") from None
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0 if result.passed else 1
+    print(f"{args.submission}: task {result.task}, learner {result.learner} (measured here, "
+          f"on the held-out split)")
+    for c in result.constraints:
+        bound = "<=" if c.at_most else ">="
+        print(f"  {c.name:<11} {c.measured:>12.6g}  {bound} {c.limit:<10g} "
+              f"{'passed' if c.passed else 'FAILED'}")
+    for line in result.disagreements:
+        print(f"  note: {line}")
+    print(f"score {result.score:.4f}" + ("" if result.passed else
+                                         f" (failed: {', '.join(result.failed())})"))
+    return 0 if result.passed else 1
+
+
+def cmd_leaderboard(args) -> int:
+    capstone = _capstone()
+    if not Path(args.folder).is_dir():
+        raise CourseError(f"{args.folder} is not a folder of submissions")
+    rows = capstone.leaderboard(args.folder, repeats=args.repeats)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'rank':>4}  {'file':<24} {'learner':<16} {'score':>7} {'bytes':>9} "
+          f"{'accuracy':>8} {'ms':>8}  failed / error")
+    for row in rows:
+        if row["error"] is not None:
+            print(f"{'-':>4}  {row['file']:<24} {'':<16} {'':>7} {'':>9} {'':>8} {'':>8}  "
+                  f"invalid: {row['error']}")
+            continue
+        print(f"{row['rank']:>4}  {row['file']:<24} {row['learner']:<16} {row['score']:>7.4f} "
+              f"{row['bytes']:>9,} {row['accuracy']:>8.4f} {row['latency_ms']:>8.2f}  "
+              f"{', '.join(row['failed'])}")
+    return 0
+
+
 # ================================================================================= parser
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tinytorch", description=__doc__.split("\n\n")[0],
@@ -270,12 +353,30 @@ def parser() -> argparse.ArgumentParser:
     grade = command("grade", "grade a submission with the chapter's tests: the arguments of "
                              "`python -m tools.release grade` (NN SUBMISSION [--report FILE] ...)")
     grade.add_argument("tool_args", nargs=argparse.REMAINDER, metavar="NN SUBMISSION ...")
+    submit = command("submit", "write a capstone submission (JSON and checkpoint) of a "
+                               "checkpoint's model (chapter 20)")
+    submit.add_argument("checkpoint", help="a checkpoint of save_checkpoint or Trainer")
+    submit.add_argument("--task", required=True, help="the capstone task, e.g. digits-cnn")
+    submit.add_argument("--learner", required=True, help="your name")
+    submit.add_argument("--out", required=True, help="the submission's JSON file to write")
+    submit.add_argument("--recipe", help="a JSON file describing what you applied")
+    for name, help_text in (("score", "score a capstone submission on the held-out data"),
+                            ("leaderboard", "rank every capstone submission of a folder")):
+        sub = command(name, help_text)
+        sub.add_argument("submission" if name == "score" else "folder")
+        sub.add_argument("--json", action="store_true", help="print the result as JSON")
+        sub.add_argument("--repeats", type=int, default=15,
+                         help="timed forward passes for the latency (default 15)")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        capstone_commands = {"submit": cmd_submit, "score": cmd_score,
+                             "leaderboard": cmd_leaderboard}
+        if args.command in capstone_commands:  # the package alone: no repository needed
+            return capstone_commands[args.command](args)
         repo = find_repo(args.repo)
         if args.command in ("release", "grade"):  # tools/release.py's own options, as given
             tool = "student" if args.command == "release" else "grade"

@@ -63,6 +63,7 @@ _TRANSFORMER_PY, _GPT_PY = "tinytorch/models/transformer.py", "tinytorch/models/
 _KV_CACHE_PY, _BENCHMARK_PY = "tinytorch/kv_cache.py", "tinytorch/benchmark.py"
 _QUANTIZATION_PY = "tinytorch/quantization.py"
 _PRUNE_PY, _COMPRESS_PY = "tinytorch/prune.py", "tinytorch/compress.py"
+_RECIPE_PY = "tinytorch/capstone/recipe.py"
 
 _FLOPS_PY, _TIMING_PY, _MEMORY_PY, _BREAKDOWN_PY = (
     "tinytorch/profiling/flops.py", "tinytorch/profiling/timing.py",
@@ -194,6 +195,10 @@ CHAPTERS: dict[str, Chapter] = {c.number: c for c in (
             stubs=_stubs(_BENCHMARK_PY, "bootstrap_ratio_ci", "Benchmark.run",
                          "Benchmark.compare"),
             tests=("tests/optimization/test_benchmark.py",)),
+    Chapter("20", "Capstone", "book/chapters/20_capstone.md",
+            modules=(_RECIPE_PY,),
+            stubs=_stubs(_RECIPE_PY, "fine_tune", "prunable_layers", "shrink", "optimise"),
+            tests=("tests/capstone/test_capstone.py",)),
 )}
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 __all__ = ["PACKAGES", "GraderError", "pins", "default_venv", "ensure_venv", "bwrap",
            "sandbox_command", "PLUGIN"]
 
-PACKAGES = ("pytest", "pytest-timeout", "hypothesis", "numpy", "tqdm", "regex")
+PACKAGES = ("pytest", "pytest-timeout", "hypothesis", "numpy", "tqdm", "regex",
+            "scikit-learn", "jsonschema")  # the capstone: its digits, its submission schema
 PLUGIN = Path(__file__).with_name("plugin.py")
 _ROOT = Path(__file__).resolve().parents[2]
 _READY = "tinytorch-grader-ready"  # written last: a half-built environment is never used
