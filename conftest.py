@@ -17,6 +17,7 @@ Threads. Kernels and scripts started by the tests use one BLAS thread unless the
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path, PurePosixPath
 
@@ -83,7 +84,23 @@ def chapter_of(path: Path) -> Chapter | None:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads these options
+def pytest_cmdline_main(config):
+    """Spread the run over every core (pytest-xdist's ``-n auto``), each test file on one
+    worker (``--dist loadfile``, so a file's module fixtures are built once), when xdist is
+    installed and the command line chose nothing; ``-n 0`` runs in one process, as does a
+    pytest started by a test (see :func:`pytest_configure`)."""
+    option = config.option
+    if (config.pluginmanager.hasplugin("xdist") and option.numprocesses is None
+            and option.dist == "no" and not option.collectonly):
+        option.numprocesses, option.dist = "auto", "loadfile"
+
+
 def pytest_configure(config):
+    # xdist has chosen this run's workers by now. Every pytest that a test starts (release,
+    # grading and marker checks) inherits this and runs in one process: the cores are busy
+    # already, and nested workers would only add their start-up time.
+    os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"] = "0"
     for chapter in CHAPTERS.values():
         pages = f"{PurePosixPath(chapter.page).parent}/{chapter.number}_*.md"
         config.addinivalue_line("markers", f"{chapter_marker(chapter)}: chapter {chapter.title}: "

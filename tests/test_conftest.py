@@ -171,3 +171,33 @@ def test_strict_markers_accepts_chapter_markers(tmp_path):
     result = run_pytest("-p", "conftest", *args)  # the root conftest as a plugin
     assert result.returncode == 0, output(result)
     assert f"{len(numbers)} passed" in result.stdout
+
+
+# ----------------------------------------------------------------------- workers (xdist)
+needs_xdist = pytest.mark.skipif(
+    subprocess.run([sys.executable, "-c", "import xdist"], capture_output=True).returncode,
+    reason="pytest-xdist is not installed")
+SMALL_RUN = ("tests/test_random.py", "-k", "importable")  # one quick test
+
+
+@needs_xdist
+def test_a_run_that_chooses_nothing_gets_one_worker_per_core():
+    # 2 stands for the core count: the machine's own may be 1.
+    result = run_pytest(*SMALL_RUN, env_extra={"PYTEST_XDIST_AUTO_NUM_WORKERS": "2"})
+    assert result.returncode == 0, output(result)
+    assert "created: 2/2 workers" in result.stdout, output(result)
+
+
+@needs_xdist
+def test_n_0_on_the_command_line_runs_in_one_process():
+    result = run_pytest("-n", "0", *SMALL_RUN, env_extra={"PYTEST_XDIST_AUTO_NUM_WORKERS": "2"})
+    assert result.returncode == 0, output(result)
+    assert "workers" not in result.stdout, output(result)
+
+
+@needs_xdist
+def test_a_pytest_started_by_a_test_runs_in_one_process():
+    assert os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") == "0"  # set for us by conftest.py
+    result = run_pytest(*SMALL_RUN)  # inherits this process's environment
+    assert result.returncode == 0, output(result)
+    assert "workers" not in result.stdout, output(result)

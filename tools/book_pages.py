@@ -27,6 +27,7 @@ chapter and the milestones run; a failed step raises and stops the notebook ther
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -119,7 +120,11 @@ def convert_page(page: Path, root: Path = ROOT) -> Path:
     out = notebook_path(page, root)
     if not out.exists() or out.read_text(encoding="utf-8") != text:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        # Atomic: every pytest-xdist worker converts every page it collects, and one may be
+        # running a notebook while another rewrites it.
+        partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, out)
     return out
 
 
