@@ -297,6 +297,15 @@ def _cnn_finetuner(data: CNNData, epochs: int, lr: float, seed: int):
     return finetune
 
 
+def four_variants(model, pruned, calibration) -> dict:
+    """The rows of the table by name: the trained model, its int8 copy, its pruned and
+    fine-tuned copy, and that one in int8 (both quantized with the same calibration data)."""
+    return {"baseline": model,
+            "int8": Q.quantize_model(model, calibration),
+            "pruned": pruned,
+            "int8 + pruned": Q.quantize_model(pruned, calibration)}
+
+
 def cnn_rows(model, data: CNNData, config: dict, seed: int = 0, latency: bool = True) -> tuple:
     """``(rows, facts)``: the four variants of the trained CNN ``model``, measured.
     ``facts`` holds the bytes of the pruned model while its masks were attached."""
@@ -304,10 +313,7 @@ def cnn_rows(model, data: CNNData, config: dict, seed: int = 0, latency: bool = 
     pruned, with_masks = prune_and_finetune(
         model, config["cnn_sparsity"],
         _cnn_finetuner(data, config["cnn_finetune_epochs"], config["cnn_finetune_lr"], seed))
-    variants = {"baseline": model,
-                "int8": Q.quantize_model(model, calibration),
-                "pruned": pruned,
-                "int8 + pruned": Q.quantize_model(pruned, calibration)}
+    variants = four_variants(model, pruned, calibration)
     scores = {variant: cnn_accuracy(m, data) for variant, m in variants.items()}
     batch = tt.Tensor(data.test_inputs[:config["latency_batch"]])
     rows = _rows("CNN", variants, scores, batch, config, latency)
@@ -367,10 +373,7 @@ def gpt_rows(model, data: GPTData, config: dict, seed: int = 0, latency: bool = 
     pruned, with_masks = prune_and_finetune(
         model, config["gpt_sparsity"],
         _gpt_finetuner(data, config["gpt_finetune_steps"], config["gpt_finetune_lr"], seed))
-    variants = {"baseline": model,
-                "int8": Q.quantize_model(model, calibration),
-                "pruned": pruned,
-                "int8 + pruned": Q.quantize_model(pruned, calibration)}
+    variants = four_variants(model, pruned, calibration)
     scores = {variant: gpt_loss(m, data, loss_fn) for variant, m in variants.items()}
     batch = data.val_inputs[:config["gpt_latency_batch"]]
     rows = _rows("TinyGPT", variants, scores, batch, config, latency)
