@@ -9,7 +9,8 @@ sinusoidal table element by element for chapter 11, attention's textbook formula
 chapter 12, layer norm and the pre-norm block in numpy for chapter 13, distillation's soft
 term for chapter 16), this script runs
 that reference once on fixed inputs (fixed seeds, float64) and stores its numbers in small
-fixtures under ``tests/fixtures/``; the tests regenerate the same inputs and read them.
+fixtures under ``tests/fixtures/``; the tests regenerate the same inputs and read them
+(for chapter 04 this script takes the input helpers from the test file itself).
 ``tests/test_oracle_fixtures.py`` checks that the files are what this script computes now.
 
 Regenerate (numpy, plus regex and the split pattern of tinytorch.text for the BPE cases)::
@@ -19,6 +20,7 @@ Regenerate (numpy, plus regex and the split pattern of tinytorch.text for the BP
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import json
 import math
@@ -57,22 +59,20 @@ def activation_arrays() -> dict:
 LOSS_SEEDS = (0, 1, 2)
 
 
-def loss_values(shape, seed=0, low=-2.0, high=2.0):
-    """``_values`` of tests/core/test_losses.py."""
-    return np.random.default_rng(seed).uniform(low, high, size=shape)
+def _inputs_of(test_file: str):
+    """The test module ``tests/<test_file>``, loaded for the seeded inputs it defines, so that
+    the numbers stored here are computed on exactly what the test feeds in."""
+    path = ROOT / "tests" / test_file
+    spec = importlib.util.spec_from_file_location(f"_oracle_inputs_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def loss_labels(n, classes, seed=0):
-    return np.random.default_rng(seed).integers(0, classes, size=n)
-
-
-def ignored_labels(n, classes, seed, ignore_index=-100):
-    """Labels with a random subset (never all) replaced by ``ignore_index``."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, size=n)
-    drop = rng.random(n) < 0.5
-    drop[rng.integers(n)] = False
-    return np.where(drop, ignore_index, labels), ~drop
+_LOSS_TESTS = _inputs_of("core/test_losses.py")
+loss_values = _LOSS_TESTS._values
+loss_labels = _LOSS_TESTS._labels
+ignored_labels = _LOSS_TESTS._ignored_labels
 
 
 def log_softmax_rows(z):
@@ -90,8 +90,7 @@ def loss_shapes() -> list:
             for shape in itertools.product(range(1, 5), repeat=ndim)]
 
 
-def unpad(row):
-    return tuple(int(side) for side in row if side)
+unpad = _LOSS_TESTS._unpad
 
 
 def loss_arrays() -> dict:
