@@ -185,6 +185,59 @@ def test_updates_happen_in_place(cls, hyper):
     assert all(buf.dtype == np.float32 for buf in opt.state[0].values())
 
 
+def _two_parameters():
+    return [Parameter(np.array([[1.0, -2.0], [0.5, 3.0]])), Parameter(np.array([0.25, -1.0]))]
+
+
+def _steps(opt, params, n=3):
+    for k in range(n):
+        for j, p in enumerate(params):
+            p.grad = np.full(p.data.shape, 0.5 * (k + 1) - j)
+        opt.step()
+
+
+@pytest.mark.parametrize("cls, hyper", ALL)
+def test_building_an_optimizer_keeps_every_parameter_value(cls, hyper):
+    params = _two_parameters()
+    before = [p.data.copy() for p in params]
+    cls(params, **hyper)
+    for p, b in zip(params, before):
+        np.testing.assert_array_equal(p.data, b)
+        assert p.data.dtype == b.dtype and p.data.flags.writeable
+
+
+@pytest.mark.parametrize("cls, hyper", ALL)
+def test_a_parameter_whose_data_is_replaced_is_still_updated_like_the_others(cls, hyper):
+    untouched, replaced = _two_parameters(), _two_parameters()
+    opt_a, opt_b = cls(untouched, **hyper), cls(replaced, **hyper)
+    _steps(opt_a, untouched, 1)
+    _steps(opt_b, replaced, 1)
+    own = replaced[0].data.copy()
+    replaced[0].data = own       # rebinding, as a learner might: the optimizer must follow it
+    _steps(opt_a, untouched, 2)
+    _steps(opt_b, replaced, 2)
+    assert replaced[0].data is own
+    for a, b in zip(untouched, replaced):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+@pytest.mark.parametrize("cls, hyper", ALL)
+def test_two_optimizers_over_the_same_parameters_both_move_them(cls, hyper):
+    def alternate(params):
+        first = cls(params, **hyper)
+        _steps(first, params[:2], 1)
+        second = cls(params, **hyper)      # a second optimizer over the same parameters
+        _steps(first, params[:2], 1)
+        _steps(second, params[:2], 1)
+        return [p.data for p in params[:2]]
+
+    flat = alternate(_two_parameters())
+    # The same steps through the per-parameter rule only: mixed dtypes get no flat storage.
+    per_parameter = alternate(_two_parameters() + [Parameter(np.zeros(1, np.float32))])
+    for a, b in zip(flat, per_parameter):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_optimizer_accepts_a_generator_of_parameters():
     model = Linear(3, 2)
     opt = SGD(p for p in model.parameters())

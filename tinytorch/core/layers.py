@@ -51,16 +51,17 @@ class Linear(Module):
         ValueError naming the expected size and the shape.
         """
         x = as_tensor(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
+        data = x.data
+        if data.ndim == 0 or data.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}) expected input "
-                             f"with last dimension {self.in_features}, got shape {x.shape}")
+                             f"with last dimension {self.in_features}, got shape {data.shape}")
         # One fused op instead of transpose, matmul and add: fewer graph nodes per step.
         w, b = self.weight, self.bias
-        if x.ndim > 2:  # (B, T, in): one 2-D product, which BLAS runs faster than a batch
-            out = (x.data.reshape(-1, self.in_features) @ w.data.T).reshape(
-                *x.shape[:-1], self.out_features)
+        if data.ndim > 2:  # (B, T, in): one 2-D product, which BLAS runs faster than a batch
+            out = (data.reshape(-1, self.in_features) @ w.data.T).reshape(
+                *data.shape[:-1], self.out_features)
         else:
-            out = x.data @ w.data.T
+            out = data @ w.data.T
         if b is not None:
             out += b.data
 

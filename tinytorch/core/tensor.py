@@ -430,7 +430,8 @@ class Tensor:
             if self.data.size != 1:
                 raise RuntimeError(f"backward() without an argument needs a scalar output; "
                                    f"got shape {self.shape}; pass the output gradient")
-            grad = np.ones(self.data.shape, self.data.dtype)  # ones_like: a slower wrapper
+            # np.ones is a Python wrapper; this is two C calls
+            grad = np.array(1, self.data.dtype).reshape(self.data.shape)
         else:
             grad = _to_array(grad)
         if grad.shape != self.data.shape:

@@ -89,15 +89,15 @@ class DataLoader:
         :meth:`_fetch`); the last one may be smaller, or is dropped with ``drop_last``.
         """
         stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        fetch_batch = getattr(self.dataset, "__getitems__", None)  # looked up once per epoch
         for start in range(0, stop, self.batch_size):
-            yield self._fetch(order[start:start + self.batch_size])
+            yield self._fetch(order[start:start + self.batch_size], fetch_batch)
 
-    def _fetch(self, indices: np.ndarray):
-        """The batch of the samples at ``indices``: the dataset's ``__getitems__`` when it has one,
-        else each sample fetched and each field stacked along a new first axis; a tuple of Tensors
-        for tuple samples, one Tensor otherwise.
+    def _fetch(self, indices: np.ndarray, fetch_batch):
+        """The batch of the samples at ``indices``: ``fetch_batch(indices)`` (the dataset's
+        ``__getitems__``) when given, else each sample fetched and each field stacked along a
+        new first axis; a tuple of Tensors for tuple samples, one Tensor otherwise.
         """
-        fetch_batch = getattr(self.dataset, "__getitems__", None)
         if fetch_batch is not None:
             fields = fetch_batch(indices)
         else:

@@ -66,6 +66,12 @@ class Optimizer:
     counts the updates ``params[i]`` has received; ``self.step_count`` counts ``step()``
     calls. A parameter whose ``.grad`` is None is skipped: not moved, its state not advanced.
 
+    Storage: when all parameters share a dtype, the optimizer moves them, with their values,
+    into one flat array (each ``p.data`` becomes a view into it), so a step updates every
+    parameter with a handful of numpy calls. Updates are in place from then on. Hold
+    ``p.data``, not an array taken before the optimizer was built; a ``p.data`` you rebind
+    later is still updated (copied in and out at each step).
+
     ``state_dict()`` format (plain JSON-able values plus numpy arrays, so a checkpoint can
     store ``buffers`` in an .npz and the rest as JSON)::
 
@@ -172,14 +178,20 @@ class Optimizer:
 
         The update rules are elementwise, so this computes exactly what one ``_update`` per
         parameter would, with a handful of numpy calls instead of a handful per parameter:
-        for a small model the per-call overhead, not the arithmetic, is what costs.
+        for a small model the per-call overhead, not the arithmetic, is what costs. The
+        parameters already live in that array (see ``_allocate_state``), so they are updated
+        where they are; one whose ``.data`` was replaced since is copied in and back out.
         """
         flat_param, flat_grad, flat_state = self._flat
-        np.concatenate([p.data.reshape(-1) for p in self.params], out=flat_param)
-        np.concatenate([p.grad.reshape(-1) for p in self.params], out=flat_grad)
+        # axis=None: each array is read flat, with no reshape call per parameter
+        np.concatenate([p.grad for p in self.params], axis=None, out=flat_grad)
+        in_place = all(p.data is view for p, view in zip(self.params, self._flat_views))
+        if not in_place:
+            np.concatenate([p.data for p in self.params], axis=None, out=flat_param)
         self._update(0, flat_param, flat_grad, flat_state)
-        for p, updated in zip(self.params, self._flat_views):
-            np.copyto(p.data, updated)
+        if not in_place:
+            for p, updated in zip(self.params, self._flat_views):
+                np.copyto(p.data, updated)
 
     @property
     def state_arrays_per_param(self) -> int:
@@ -259,7 +271,9 @@ class Optimizer:
     def _allocate_state(self) -> None:
         """Zero buffers for every state name not yet allocated. When all parameters share a
         dtype, each buffer is a view into one flat array per name, so that ``step`` can
-        update every parameter at once (``_update_all_at_once``)."""
+        update every parameter at once (``_update_all_at_once``); so are the parameters,
+        moved once, here: each ``p.data`` becomes a view with the same values into one flat
+        array (as frameworks' "flat parameters" do), which every later step updates in place."""
         names = self._state_names(self.hyper)
         if self._flat is not None and len(self._flat[2]) == len(names) and \
                 all(name in self._flat[2] for name in names):
@@ -276,6 +290,9 @@ class Optimizer:
             total, dtype = sum(p.data.size for p in self.params), dtypes.pop()
             self._flat = (np.empty(total, dtype), np.empty(total, dtype), {})
             self._flat_views = _views(self._flat[0], self.params)
+            for p, view in zip(self.params, self._flat_views):  # move each parameter in
+                view[...] = p.data
+                p.data = view
         flat_state = self._flat[2]
         for name in list(flat_state):
             if name not in names:
