@@ -147,7 +147,7 @@ def run_benchmark(repeats: int, steps: int) -> int:
     runs = trainers(model, batches)
     for run in runs.values():      # warm-up
         run(3)
-    best = common.best_times(runs, lambda run: run(steps), repeats)
+    best, _ = common.best_times(runs, lambda run: run(steps), repeats)
     per_step = {name: seconds / steps for name, seconds in best.items()}
     ratio = per_step["tinytorch"] / per_step["numpy"]
     print(f"\nTiming: {steps} steps, best of {repeats} (numbers depend on the machine and "

@@ -5,9 +5,10 @@
 
 SPEC section 5, measured side by side in one run. Every framework starts from the same
 initial weights (tinytorch's, copied), sees the same batches in the same order (a tinytorch
-DataLoader's shuffled order) and uses Adam with the same hyper-parameters. Timings are
-best-of-``repeats``, the frameworks taking turns so a burst of load from elsewhere on the
-machine hits them alike.
+DataLoader's shuffled order) and uses Adam with the same hyper-parameters. Timings are the
+best of several rounds, the frameworks taking turns so a burst of load from elsewhere on the
+machine hits them alike: at least ``--repeats`` rounds, and for a cheap case more, until it
+has been timed for ``--min-seconds`` (see ``best_times``).
 
 First comes the oracle: the per-step losses of the first steps of every case, and the
 output and gradients of the convolution, must equal the numpy reference's (and PyTorch's)
@@ -347,13 +348,24 @@ CONV_CASE = ("Conv2d fwd+bwd (64,16,32,32), 32 filters 3x3, pad 1", 1.3, 2.5)
 
 
 # ------------------------------------------------------------------------------ running
-def best_times(runs: dict, call: Callable, repeats: int) -> dict:
-    """Best (smallest) of ``repeats`` timings per framework, the frameworks taking turns."""
+MAX_ROUNDS = 500  # with --min-seconds: a cap on the rounds of a very cheap case
+
+
+def best_times(runs: dict, call: Callable, repeats: int, min_seconds: float = 0.0) -> tuple:
+    """Best (smallest) timing per framework, the frameworks taking turns: at least
+    ``repeats`` rounds, and more until the case has been timed for ``min_seconds`` of the
+    clock in all (at most MAX_ROUNDS). A case of a few milliseconds then gets enough rounds
+    for its best to fall in a quiet moment of a shared machine; a slow case gets ``repeats``.
+    ``rounds`` in the result says how many there were."""
     times = {name: [] for name in runs}
-    for _ in range(repeats):
+    spent, rounds = 0.0, 0
+    while rounds < repeats or (spent < min_seconds and rounds < MAX_ROUNDS):
         for name, run in runs.items():
-            times[name].append(call(run)[0])
-    return {name: min(t) for name, t in times.items()}
+            seconds = call(run)[0]
+            times[name].append(seconds)
+            spent += seconds
+        rounds += 1
+    return {name: min(t) for name, t in times.items()}, rounds
 
 
 def check_oracle(torch) -> bool:
@@ -400,7 +412,7 @@ def _ratio_cells(mine: float, theirs: float | None, target: float | None) -> lis
             verdict]
 
 
-def time_everything(torch, quick: bool, repeats: int) -> list:
+def time_everything(torch, quick: bool, repeats: int, min_seconds: float = 0.0) -> list:
     rows = []
     for case in CASES:
         X, y = case.load()
@@ -409,22 +421,23 @@ def time_everything(torch, quick: bool, repeats: int) -> list:
         timed = min(case.quick_batches or per_epoch, per_epoch) if quick else per_epoch
         for run in runs.values():     # warm-up: first-touch allocations, caches
             run(min(3, timed))
-        best = best_times(runs, lambda run, batches=timed: run(batches), repeats)
+        best, rounds = best_times(runs, lambda run, batches=timed: run(batches), repeats,
+                                  min_seconds)
         scale = per_epoch / timed   # --quick: estimate a whole epoch from the timed batches
         seconds = {name: b * scale for name, b in best.items()}
         label = case.name + (f" (est. from {timed} of {per_epoch} batches)" if timed < per_epoch
                              else "")
         rows.append((label, seconds, case.numpy_target, case.torch_target))
-        print(f"  timed: {label}", flush=True)
+        print(f"  timed: {label}: best of {rounds} rounds", flush=True)
 
     x, weight, bias, grad_out = conv_problem()
     runs = conv_runners(x, weight, bias, grad_out, 1, torch)
     for run in runs.values():
         run()
-    best = best_times(runs, lambda run: run(), repeats)
+    best, rounds = best_times(runs, lambda run: run(), repeats, min_seconds)
     rows.append((CONV_CASE[0] + " [s/call]", best,
                  CONV_CASE[1], CONV_CASE[2]))
-    print(f"  timed: {CONV_CASE[0]}", flush=True)
+    print(f"  timed: {CONV_CASE[0]}: best of {rounds} rounds", flush=True)
     return rows
 
 
@@ -504,28 +517,37 @@ def main(argv=None) -> int:
                         help="what a timing measures: 'wall' seconds (default) or the "
                              "process's 'cpu' seconds, steadier on a shared machine (use "
                              "with --threads 1)")
+    parser.add_argument("--min-seconds", type=float, default=None,
+                        help="keep taking turns until a case has been timed this long in all "
+                             f"(at least --repeats rounds, at most {MAX_ROUNDS}): default 2, "
+                             "0.5 with --quick")
     args = parser.parse_args(argv)
     _clock[0] = CLOCKS[args.clock]
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
     if repeats < 1:
         parser.error(f"--repeats must be at least 1; got {repeats}")
+    min_seconds = args.min_seconds if args.min_seconds is not None else (
+        0.5 if args.quick else 2.0)
+    if min_seconds < 0:
+        parser.error(f"--min-seconds must not be negative; got {min_seconds}")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1; got {args.threads}")
 
     torch = load_torch()
     with limit_threads(args.threads, torch):
-        return run_benchmark(torch, args.quick, repeats)
+        return run_benchmark(torch, args.quick, repeats, min_seconds)
 
 
-def run_benchmark(torch, quick: bool, repeats: int) -> int:
+def run_benchmark(torch, quick: bool, repeats: int, min_seconds: float = 0.0) -> int:
     print(describe_machine(torch), end="\n\n")
     if not check_oracle(torch):
         print("\nORACLE MISMATCH: tinytorch does not compute what the references compute; "
               "timings skipped.")
         return 1
     kind = "CPU seconds" if _clock[0] is time.process_time else "wall seconds"
-    print(f"\nTiming (best of {repeats}, {kind}; numbers depend on the machine and its load)")
-    rows = time_everything(torch, quick, repeats)
+    print(f"\nTiming (best of at least {repeats} rounds, and of at least {min_seconds:g} s of "
+          f"{kind} per case; numbers depend on the machine and its load)")
+    rows = time_everything(torch, quick, repeats, min_seconds)
     print()
     print_table(rows, torch)
     return 0

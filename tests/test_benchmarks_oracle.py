@@ -130,3 +130,35 @@ def test_reference_gradients_match_finite_differences():
             loss_down, _ = ref.cross_entropy(net.forward(x), y)
             param[index] = saved
             assert (loss_up - loss_down) / (2 * step) == pytest.approx(grad[index], abs=1e-6)
+
+
+# ---------------------------------------------------------------- how timings are taken
+def _fake_runs(seconds_per_call):
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def run():
+            calls[name] += 1
+            return seconds_per_call[name] * (1 + 1 / calls[name]), None  # faster with time
+        return run
+    return {name: make(name) for name in calls}, calls
+
+
+def test_best_times_takes_turns_for_at_least_the_given_rounds_and_keeps_the_best():
+    runs, calls = _fake_runs({"a": 0.5, "b": 1.0})
+    best, rounds = bench.best_times(runs, lambda run: run(), repeats=4)
+    assert rounds == 4 and calls == {"a": 4, "b": 4}
+    assert best == {"a": 0.5 * 1.25, "b": 1.0 * 1.25}
+
+
+def test_best_times_adds_rounds_until_the_case_has_been_timed_long_enough():
+    runs, calls = _fake_runs({"a": 0.01, "b": 0.01})
+    best, rounds = bench.best_times(runs, lambda run: run(), repeats=3, min_seconds=1.0)
+    assert 3 < rounds < bench.MAX_ROUNDS and calls["a"] == calls["b"] == rounds
+    assert sum(0.01 * (1 + 1 / k) for k in range(1, rounds + 1)) * 2 >= 1.0
+
+
+def test_best_times_stops_at_its_round_cap():
+    runs, _ = _fake_runs({"a": 0.0, "b": 0.0})
+    _, rounds = bench.best_times(runs, lambda run: run(), repeats=2, min_seconds=5.0)
+    assert rounds == bench.MAX_ROUNDS
