@@ -122,9 +122,10 @@ def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -
     """
     _check_reduction(reduction)
     logits = as_tensor(logits)
-    if logits.ndim < 2:
-        raise ValueError(f"CrossEntropyLoss: logits must have shape (N, C); got {logits.shape}")
-    lead, classes = logits.shape[:-1], logits.shape[-1]
+    shape = logits.data.shape
+    if len(shape) < 2:
+        raise ValueError(f"CrossEntropyLoss: logits must have shape (N, C); got {shape}")
+    lead, classes = shape[:-1], shape[-1]
     n = math.prod(lead)
     target_tensor = target if isinstance(target, Tensor) else None
     target_data = target.data if isinstance(target, Tensor) else np.asarray(target)
@@ -193,9 +194,9 @@ def cross_entropy(logits, target, reduction: str = "mean", ignore_index: int = -
             scale = scale.reshape(n, 1)
         if kept is not None:
             scale = scale * kept[:, None]
-        grads = (grad_logits(scale).reshape(logits.shape),)
+        grads = (grad_logits(scale).reshape(shape),)
         if len(parents) == 2:
-            grads += ((-log_probs * scale).reshape(logits.shape),)
+            grads += ((-log_probs * scale).reshape(shape),)
         return grads
 
     return make_op(out, parents, backward, "cross_entropy")
