@@ -356,7 +356,7 @@ def best_times(runs: dict, call: Callable, repeats: int, min_seconds: float = 0.
     ``repeats`` rounds, and more until the case has been timed for ``min_seconds`` of the
     clock in all (at most MAX_ROUNDS). A case of a few milliseconds then gets enough rounds
     for its best to fall in a quiet moment of a shared machine; a slow case gets ``repeats``.
-    ``rounds`` in the result says how many there were."""
+    Returns ``({framework: best seconds}, rounds taken)``."""
     times = {name: [] for name in runs}
     spent, rounds = 0.0, 0
     while rounds < repeats or (spent < min_seconds and rounds < MAX_ROUNDS):
@@ -412,7 +412,7 @@ def _ratio_cells(mine: float, theirs: float | None, target: float | None) -> lis
             verdict]
 
 
-def time_everything(torch, quick: bool, repeats: int, min_seconds: float = 0.0) -> list:
+def time_everything(torch, quick: bool, repeats: int, min_seconds: float) -> list:
     rows = []
     for case in CASES:
         X, y = case.load()
@@ -538,7 +538,7 @@ def main(argv=None) -> int:
         return run_benchmark(torch, args.quick, repeats, min_seconds)
 
 
-def run_benchmark(torch, quick: bool, repeats: int, min_seconds: float = 0.0) -> int:
+def run_benchmark(torch, quick: bool, repeats: int, min_seconds: float) -> int:
     print(describe_machine(torch), end="\n\n")
     if not check_oracle(torch):
         print("\nORACLE MISMATCH: tinytorch does not compute what the references compute; "

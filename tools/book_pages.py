@@ -27,7 +27,6 @@ chapter and the milestones run; a failed step raises and stops the notebook ther
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -35,6 +34,8 @@ import jupytext
 import nbformat
 import yaml
 from myst_nb.core.read import is_myst_markdown_notebook
+
+from tinytorch.training.checkpoint import write_text_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ".nbmake"
@@ -122,9 +123,7 @@ def convert_page(page: Path, root: Path = ROOT) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         # Atomic: every pytest-xdist worker converts every page it collects, and one may be
         # running a notebook while another rewrites it.
-        partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, out)
+        write_text_atomically(out, text)
     return out
 
 

@@ -570,3 +570,50 @@ def test_saving_onto_a_directory_says_it_is_a_directory(tmp_path):
     with pytest.raises(IsADirectoryError, match=r"run.npz' is a directory; give the path"):
         build(0)[0].save_checkpoint(tmp_path / "run.npz")
     assert os.listdir(tmp_path / "run.npz") == []
+
+
+# ------------------------------------------------------------------ write_atomically, shared
+def test_text_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("old")
+    checkpoint_module.write_text_atomically(path, "new ✓")
+    assert path.read_text(encoding="utf-8") == "new ✓"
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_binary_writes_what_the_callback_writes(tmp_path):
+    path = tmp_path / "blob.bin"
+    checkpoint_module.write_atomically(path, lambda file: file.write(b"\x00\x01"), binary=True)
+    assert path.read_bytes() == b"\x00\x01"
+
+
+def test_a_failing_write_keeps_the_old_file_and_removes_its_temporary(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("old")
+
+    def half_then_crash(file):
+        file.write("ne")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        checkpoint_module.write_atomically(path, half_then_crash)
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_the_file_gets_the_usual_permissions_not_owner_only(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = tmp_path / "shared.txt"
+        checkpoint_module.write_text_atomically(path, "x")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_the_temporary_is_named_with_the_given_prefix(tmp_path):
+    seen = []
+    checkpoint_module.write_atomically(
+        tmp_path / "a.txt", lambda file: seen.extend(os.listdir(tmp_path)), prefix=".a.txt.mine.")
+    assert len(seen) == 1 and seen[0].startswith(".a.txt.mine.") and seen[0].endswith(".tmp")

@@ -32,8 +32,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -44,7 +42,7 @@ from ..benchmark import Benchmark
 from ..core.autograd import no_grad
 from ..core.module import Module
 from ..quantization import QuantizedConv2d, QuantizedLinear, model_nbytes, quantize_model
-from ..training.checkpoint import load_checkpoint, save_checkpoint
+from ..training.checkpoint import load_checkpoint, save_checkpoint, write_text_atomically
 from .tasks import TASKS, get_task
 
 __all__ = ["SCHEMA", "FORMAT", "SubmissionError", "Constraint", "ScoreResult",
@@ -264,21 +262,6 @@ def load_submission(path) -> tuple:
 
 
 # ----------------------------------------------------------------------------- writing
-def _write_atomically(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                             dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def _permanent(model: Module) -> Module:
     """A copy of ``model`` whose pruning masks are made permanent (a plain weight again)."""
     model = copy.deepcopy(model)
@@ -320,7 +303,7 @@ def write_submission(model: Module, path, *, task: str, learner: str, recipe: di
                   "write_submission")
     save_checkpoint({"model": state, "optimizer": {}, "trainer": {}}, checkpoint)
     document["model"]["sha256"] = _sha256(checkpoint)
-    _write_atomically(path, json.dumps(document, indent=2) + "\n")
+    write_text_atomically(path, json.dumps(document, indent=2) + "\n")
     return path
 
 

@@ -52,7 +52,8 @@ import time
 import numpy as np
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "read_checkpoint",
-           "remove_stale_temporaries", "STALE_AFTER_SECONDS"]
+           "remove_stale_temporaries", "STALE_AFTER_SECONDS", "write_atomically",
+           "write_text_atomically"]
 
 FORMAT = "tinytorch-checkpoint"
 VERSION = 1
@@ -194,14 +195,30 @@ def save_checkpoint(state: dict, path) -> None:
                                 f"the checkpoint file to write, e.g. '{example}'")
     arrays = _encode(state)  # everything that can fail before the disk is touched
     remove_stale_temporaries(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp",
-                                             dir=folder)
+    write_atomically(path, lambda file: _write_archive(file, arrays), binary=True,
+                     prefix=_temporary_prefix(path))
+
+
+def write_atomically(path, write, *, binary: bool = False, prefix: str | None = None) -> None:
+    """Replace ``path`` by what ``write(file)`` writes into an open temporary file (binary
+    with ``binary``, else UTF-8 text) named ``<prefix><random>.tmp`` in the same folder;
+    ``prefix`` defaults to ``.<name>.``. The file is flushed and fsync'ed, given the usual
+    permissions (0o666 less the umask; a bare temporary file is owner-only) and renamed onto
+    ``path`` with ``os.replace``, then the folder is fsync'ed so the rename survives a power
+    loss. On any error, ``write``'s included, the temporary is removed, ``path`` is left as it
+    was and the error propagates. Capstone submissions and the book's notebooks are written
+    this way too."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    prefix = prefix if prefix is not None else f".{os.path.basename(path)}."
+    descriptor, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            _write_archive(file, arrays)
+        with (os.fdopen(descriptor, "wb") if binary
+              else os.fdopen(descriptor, "w", encoding="utf-8")) as file:
+            write(file)
             file.flush()
             os.fsync(file.fileno())
-        if os.name == "posix":  # mkstemp creates the file owner-only (0600); use the usual mode
+        if os.name == "posix":
             os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except BaseException:
@@ -209,6 +226,11 @@ def save_checkpoint(state: dict, path) -> None:
             os.remove(temporary)
         raise
     _fsync_folder(folder)
+
+
+def write_text_atomically(path, text: str) -> None:
+    """Replace ``path`` by ``text`` (UTF-8), atomically: see :func:`write_atomically`."""
+    write_atomically(path, lambda file: file.write(text))
 
 
 def _host() -> str:
